@@ -1,0 +1,58 @@
+"""Quality measures against ground truth, and the classical baseline.
+
+* Paper binarization (Saguy et al.): each frame normalized to [0, 255]; structure where > 100.
+* Fidelity: share of true structure pixels marked as structure. Hallucination: share of
+  background pixels marked as structure (both pooled over all frames).
+* Precision / recall / F1 with a 1-pixel tolerance: a predicted pixel is correct when a true pixel
+  lies within 1 pixel (8-neighbourhood), a true pixel is recovered when a predicted one does.
+* Baseline: the sum of localizations over the same ±W steps, blurred by a 1-pixel Gaussian.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def binarize_paper(video: np.ndarray, level: float = 100.0) -> np.ndarray:
+    """The paper's binarization: per frame, scale to [0, 255] (min-max), structure where > level."""
+    v = np.asarray(video, dtype=np.float64)
+    lo = v.min(axis=(-2, -1), keepdims=True)
+    hi = v.max(axis=(-2, -1), keepdims=True)
+    scaled = (v - lo) / np.where(hi > lo, hi - lo, 1.0) * 255.0
+    return scaled > level
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """1-pixel (8-neighbourhood) dilation of each frame."""
+    return ndimage.binary_dilation(mask, structure=np.ones((1, 3, 3), bool)[-mask.ndim:] if
+                                   mask.ndim == 3 else np.ones((3, 3), bool))
+
+
+def scores(pred_mask: np.ndarray, gt: np.ndarray) -> dict:
+    """Fidelity, hallucination, precision, recall and F1 (±1 px) of a binary prediction (T, H, W)."""
+    p = np.asarray(pred_mask, bool)
+    g = np.asarray(gt) > 0.5
+    n_gt, n_bg = g.sum(), (~g).sum()
+    fidelity = (p & g).sum() / n_gt if n_gt else float("nan")
+    halluc = (p & ~g).sum() / n_bg if n_bg else float("nan")
+    precision = (p & _dilate(g)).sum() / p.sum() if p.sum() else 0.0
+    recall = (g & _dilate(p)).sum() / n_gt if n_gt else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"fidelity": float(fidelity), "hallucination": float(halluc),
+            "precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def evaluate_video(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """All scores of a reconstruction (T, H, W) against ground truth (T, H, W), paper binarization."""
+    return scores(binarize_paper(pred), gt)
+
+
+def baseline(video: np.ndarray, window: int, sigma_px: float = 1.0) -> np.ndarray:
+    """Classical reconstruction: localizations summed over [t − W, t + W] (clipped), Gaussian-blurred."""
+    v = np.asarray(video, dtype=np.float64)
+    T = v.shape[0]
+    c = np.concatenate([np.zeros((1,) + v.shape[1:]), np.cumsum(v, axis=0)])
+    t = np.arange(T)
+    lo, hi = np.maximum(0, t - window), np.minimum(T, t + window + 1)
+    summed = c[hi] - c[lo]
+    return ndimage.gaussian_filter(summed, sigma=(0, sigma_px, sigma_px)).astype(np.float32)

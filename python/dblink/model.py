@@ -1,0 +1,173 @@
+"""The DBlink network: a bidirectional convolutional LSTM with a CNN head.
+
+Input: a window of localization maps ``x`` of shape (B, T, H, W) (counts per render pixel and step).
+Output: the reconstruction at the requested steps, (B, P, H, W); ``positions`` picks which of the T
+steps are decoded, so that inference decodes only the steps it keeps.
+
+Two architectures share the ConvLSTM cell:
+
+* ``paper`` — the network of Saguy et al.: 2 ConvLSTM layers per direction, 4 hidden channels,
+  5×5 kernels, at full resolution; the forward and backward last-layer outputs are concatenated per
+  step and decoded by 2·4→128→256→64→1 convolutions (5×5, ReLU). Parameter names follow the original
+  code (``forward_net.cell_list.{i}.conv``, ``reverse_net…``, ``conv_net.{0,2,4,6}``).
+* ``compact`` — the recurrence runs at half resolution with more hidden channels (a stride-2
+  convolutional encoder), then a transposed-convolution decoder joined with a full-resolution skip
+  branch from the step's own localization map. About 40× fewer multiply-adds per pixel than
+  ``paper``; it trains on a CPU.
+
+Both are scriptable with ``torch.jit.script`` and need nothing from dblink once exported.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+ARCHITECTURES = {
+    "paper": dict(hidden=4, layers=2, kernel=5, head=[128, 256, 64], head_kernel=5,
+                  log_input=False, out_activation="none"),
+    "compact": dict(hidden=24, layers=1, kernel=3, encoder=16, decoder=16, skip=8,
+                    log_input=True, out_activation="sigmoid"),
+}
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM cell: the four gates (i, f, o, g) come from one convolution over [input, hidden]."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
+        i, f, o, g = torch.chunk(self.conv(torch.cat([x, h], dim=1)), 4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ConvLSTM(nn.Module):
+    """A stack of ConvLSTM layers run over time in one direction; returns the last layer's outputs."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int, layers: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.cell_list = nn.ModuleList(
+            [ConvLSTMCell(in_channels if i == 0 else hidden, hidden, kernel) for i in range(layers)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, T, C, H, W) -> (B, T, hidden, H, W)."""
+        B, T, _, H, W = x.shape
+        seq = x
+        for cell in self.cell_list:
+            h = torch.zeros(B, self.hidden, H, W, dtype=x.dtype, device=x.device)
+            c = torch.zeros_like(h)
+            outs: List[Tensor] = []
+            for t in range(T):
+                h, c = cell(seq[:, t], h, c)
+                outs.append(h)
+            seq = torch.stack(outs, dim=1)
+        return seq
+
+
+def _select(feats: Tensor, positions: Optional[Tensor]) -> Tensor:
+    if positions is not None:
+        feats = feats.index_select(1, positions)
+    return feats
+
+
+class _BiConvLSTMNet(nn.Module):
+    def bidirectional(self, x: Tensor) -> Tensor:
+        """Forward and backward passes over time, concatenated per step: (B, T, 2*hidden, H, W)."""
+        fwd = self.forward_net(x)
+        bwd = torch.flip(self.reverse_net(torch.flip(x, [1])), [1])
+        return torch.cat([fwd, bwd], dim=2)
+
+
+class PaperNet(_BiConvLSTMNet):
+    """The paper's BiConvLSTM at full resolution (see module docstring)."""
+
+    def __init__(self, hidden: int = 4, layers: int = 2, kernel: int = 5,
+                 head: Optional[List[int]] = None, head_kernel: int = 5, log_input: bool = False,
+                 out_activation: str = "none") -> None:
+        super().__init__()
+        head = [128, 256, 64] if head is None else list(head)
+        self.log_input = log_input
+        self.sigmoid_out = out_activation == "sigmoid"
+        self.forward_net = ConvLSTM(1, hidden, kernel, layers)
+        self.reverse_net = ConvLSTM(1, hidden, kernel, layers)
+        mods: List[nn.Module] = []
+        chans = [2 * hidden] + head
+        for a, b in zip(chans[:-1], chans[1:]):
+            mods += [nn.Conv2d(a, b, head_kernel, padding=head_kernel // 2), nn.ReLU()]
+        mods.append(nn.Conv2d(chans[-1], 1, head_kernel, padding=head_kernel // 2))
+        self.conv_net = nn.Sequential(*mods)
+
+    def forward(self, x: Tensor, positions: Optional[Tensor] = None, logits: bool = False) -> Tensor:
+        B, T, H, W = x.shape
+        if self.log_input:
+            x = torch.log1p(x)
+        feats = _select(self.bidirectional(x.unsqueeze(2)), positions)
+        P = feats.shape[1]
+        y = self.conv_net(feats.reshape(B * P, feats.shape[2], H, W)).reshape(B, P, H, W)
+        if self.sigmoid_out and not logits:
+            y = torch.sigmoid(y)
+        return y
+
+
+class CompactNet(_BiConvLSTMNet):
+    """ConvLSTM at half resolution, transposed-convolution decoder plus a full-resolution skip."""
+
+    def __init__(self, hidden: int = 24, layers: int = 1, kernel: int = 3, encoder: int = 16,
+                 decoder: int = 16, skip: int = 8, log_input: bool = True,
+                 out_activation: str = "sigmoid") -> None:
+        super().__init__()
+        self.log_input = log_input
+        self.sigmoid_out = out_activation == "sigmoid"
+        self.encoder = nn.Sequential(nn.Conv2d(1, encoder, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(encoder, encoder, 3, stride=2, padding=1), nn.ReLU())
+        self.forward_net = ConvLSTM(encoder, hidden, kernel, layers)
+        self.reverse_net = ConvLSTM(encoder, hidden, kernel, layers)
+        self.skip = nn.Sequential(nn.Conv2d(1, skip, 3, padding=1), nn.ReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(2 * hidden, decoder, 4, stride=2, padding=1),
+                                nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(decoder + skip, decoder, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(decoder, 1, 1))
+
+    def forward(self, x: Tensor, positions: Optional[Tensor] = None, logits: bool = False) -> Tensor:
+        B, T, H, W = x.shape
+        if self.log_input:
+            x = torch.log1p(x)
+        enc = self.encoder(x.reshape(B * T, 1, H, W))
+        enc = enc.reshape(B, T, enc.shape[1], enc.shape[2], enc.shape[3])
+        feats = _select(self.bidirectional(enc), positions)
+        xs = _select(x.unsqueeze(2), positions)
+        P = feats.shape[1]
+        up = self.up(feats.reshape(B * P, feats.shape[2], feats.shape[3], feats.shape[4]))
+        up = up[:, :, :H, :W]
+        sk = self.skip(xs.reshape(B * P, 1, H, W))
+        y = self.head(torch.cat([up, sk], dim=1)).reshape(B, P, H, W)
+        if self.sigmoid_out and not logits:
+            y = torch.sigmoid(y)
+        return y
+
+
+def build_model(arch: str = "compact", **hparams) -> nn.Module:
+    """Build a network: ``arch`` is ``paper`` or ``compact``; ``hparams`` override its defaults."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+    params = dict(ARCHITECTURES[arch])
+    params.update(hparams)
+    return PaperNet(**params) if arch == "paper" else CompactNet(**params)
+
+
+def model_hparams(arch: str, **overrides) -> dict:
+    """The full hyper-parameter dict of an architecture (defaults plus overrides)."""
+    params = dict(ARCHITECTURES[arch])
+    params.update(overrides)
+    return params
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
