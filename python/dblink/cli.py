@@ -28,8 +28,141 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_json(msg: str) -> None:
+    from .progress import emit
+    emit({"event": "warning", "message": msg})
+
+
+def _cmd_reconstruct(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pipeline import reconstruct_table
+    from .progress import emit
+
+    out = Path(a.output)
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise DBlinkError(f"{out}: the output must be a .tif file")
+    if out.exists() and not a.overwrite:
+        raise DBlinkError(f"{out}: already exists (use --overwrite to replace it)")
+    kw = {"warn": _warn_json} if a.progress == "json" else {}
+    res = reconstruct_table(a.table, a.model, pixel_size=a.pixel_size,
+                            frames_per_step=a.frames_per_step, roi=a.roi,
+                            camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
+                            device=a.device, batch=a.batch, confidence=not a.no_confidence,
+                            first_frame=a.first_frame, exposure_s=a.exposure,
+                            progress=a.progress, **kw)
+    res.write(out, overwrite=a.overwrite)
+    T, H, W = res.reconstruction.video.shape
+    summary = {"event": "done", "output": str(out), "steps": T, "height": H, "width": W,
+               "seconds": round(res.reconstruction.seconds, 2), "device": res.reconstruction.device,
+               "model": res.model.name}
+    if a.progress == "json":
+        emit(summary)
+    else:
+        print(f"wrote {out}: {T} time points of {W} x {H} px at {res.params['pixel_size_nm']:g} nm "
+              f"({res.params['frames_per_step']} raw frames each), model {res.model.name}, "
+              f"{res.reconstruction.seconds:.1f} s on {res.reconstruction.device}", file=sys.stderr)
+    return 0
+
+
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from .evaluate import write_sim
+    from .simulate import SimConfig, simulate_movie
+
+    for name, v in (("--size", a.size), ("--steps", a.steps), ("--frames-per-step", a.frames_per_step)):
+        if v < 1:
+            raise DBlinkError(f"{name} must be >= 1, got {v}")
+    cfg = SimConfig(sample=a.sample, height_px=a.size, width_px=a.size, pixel_size=a.pixel_size,
+                    frames_per_step=a.frames_per_step, n_steps=a.steps, n_structures=a.structures,
+                    density=a.density, jitter_nm=a.jitter, false_fraction=a.false_fraction,
+                    drift_nm=a.drift, rotation_deg=a.rotation, deform_nm=a.deform)
+    sim = simulate_movie(cfg, a.seed)
+    folder = write_sim(sim, a.output)
+    print(f"wrote {folder}/locs.csv ({len(sim.locs)} localizations, {cfg.n_frames} raw frames), "
+          f"{folder}/gt.tif ({cfg.n_steps} x {a.size} x {a.size}), {folder}/sim.json", file=sys.stderr)
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_checkpoint, load_model
+
+    path = export_checkpoint(a.checkpoint, a.output, name=a.name)
+    m = load_model(path)
+    print(f"wrote {path}: {m.meta['arch']} ({m.meta['parameters']} parameters), "
+          f"{m.pixel_size:g} nm pixels, {m.frames_per_step} frames/step, window ±{m.window}",
+          file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .evaluate import evaluate_folder, format_table, make_eval_set, summarize
+    from .export import load_model
+
+    model = load_model(a.model)
+    if a.data:
+        folders = sorted(p.parent for p in Path(a.data).glob("**/sim.json"))
+        if not folders:
+            raise DBlinkError(f"{a.data}: no simulated data folders (sim.json) found")
+        tmp = None
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="dblink-eval-")
+        folders = make_eval_set(a.preset, tmp.name, a.n)
+    rows = []
+    for f in folders:
+        r = evaluate_folder(f, model, window=a.window, stride=a.stride, device=a.device,
+                            batch=a.batch)
+        rows.append(r)
+        print(f"{f.name}: model F1 {r['model']['f1']:.3f}, baseline F1 {r['baseline']['f1']:.3f}, "
+              f"{r['seconds'] / r['steps']:.3f} s per output frame", file=sys.stderr)
+    summary = summarize(rows)
+    print(f"model {model.name} ({model.path.name}) on {len(rows)} movies "
+          f"({'data ' + str(a.data) if a.data else 'preset ' + a.preset}), window ±"
+          f"{a.window if a.window is not None else model.window}, stride {a.stride}:")
+    print(format_table(summary))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"summary": summary, "movies": rows}, indent=1))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    m = run_demo(a.output, model=a.model, device=a.device, stride=a.stride)
+    mm, bb = m["model"], m["baseline"]
+    print(f"""
+dblink demo: {m['steps']} time points of {m['field_px'][1]} x {m['field_px'][0]} px, {m['localizations']} localizations
+                 F1 (±1 px)   fidelity   hallucination
+  dblink            {mm['f1']:.3f}      {mm['fidelity']:.3f}       {mm['hallucination'] * 100:.2f} %
+  sum ±W steps      {bb['f1']:.3f}      {bb['fidelity']:.3f}       {bb['hallucination'] * 100:.2f} %
+  inference {m['seconds_inference']} s ({m['seconds_per_output_frame']} s per output frame), total {m['seconds_total']} s
+files:""")
+    for k, v in m["files"].items():
+        print(f"  {k:13s} {v}")
+    return 0
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    from .export import list_models
+
+    models = list_models()
+    if not models:
+        print("no bundled models found (looked in $DBLINK_MODELS and the repository's models/)")
+    for m in models:
+        v = m.meta.get("validation", {})
+        print(f"{m.name:14s} {m.path}  arch={m.meta.get('arch')} pixel={m.pixel_size:g} nm "
+              f"frames/step={m.frames_per_step} window=±{m.window} "
+              f"params={m.meta.get('parameters')} val F1={v.get('f1', float('nan')):.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dblink", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
+                                "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
     p.add_argument("--version", action="version", version=f"dblink {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -46,6 +179,76 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     t.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
     t.set_defaults(func=_cmd_train)
+
+    r = sub.add_parser("reconstruct", help="reconstruct a super-resolved video from a localization table",
+                       description="Render a ThunderSTORM table into localization maps and reconstruct "
+                       "a super-resolved video (ImageJ hyperstack: reconstruction + confidence).")
+    r.add_argument("table", help="ThunderSTORM CSV (x/y in nm, µm or px) or a plain frame,x,y CSV in nm")
+    r.add_argument("-o", "--output", required=True, help="output hyperstack (.tif)")
+    r.add_argument("--model", default="filaments", help="bundled model name or .pt file (default: filaments)")
+    r.add_argument("--pixel-size", type=float, metavar="NM", help="render pixel size in nm (default: the model's)")
+    r.add_argument("--frames-per-step", type=int, metavar="S",
+                   help="raw frames summed per output time point (default: the model's)")
+    r.add_argument("--roi", metavar="X0,Y0,W,H", help="region in nm (default: the data's bounding box)")
+    r.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm (for px tables)")
+    r.add_argument("--window", type=int, metavar="W", help="half-width in steps: output t sees [t-W, t+W] (default: the model's)")
+    r.add_argument("--stride", type=int, default=1, metavar="K", help="central steps kept per window (1 = exact, paper mode)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    r.add_argument("--batch", type=int, default=4, metavar="N", help="windows per network call (default: 4)")
+    r.add_argument("--first-frame", type=int, default=1, metavar="F", help="first raw frame of step 0 (1-based)")
+    r.add_argument("--exposure", type=float, metavar="SEC", help="seconds per raw frame, for the time calibration")
+    r.add_argument("--no-confidence", action="store_true", help="skip the confidence channel (faster)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
+    r.set_defaults(func=_cmd_reconstruct)
+
+    s = sub.add_parser("simulate", help="simulate a movie: ThunderSTORM-style CSV + ground truth",
+                       description="Simulate blinking localizations on moving structures.")
+    s.add_argument("sample", choices=["filaments"])
+    s.add_argument("-o", "--output", required=True, help="output folder (locs.csv, gt.tif, sim.json)")
+    s.add_argument("--size", type=int, default=64, help="field size in render pixels (default 64)")
+    s.add_argument("--pixel-size", type=float, default=40.0, metavar="NM", help="render pixel in nm (default 40)")
+    s.add_argument("--steps", type=int, default=100, help="time points (default 100)")
+    s.add_argument("--frames-per-step", type=int, default=10, help="raw frames per time point (default 10)")
+    s.add_argument("--structures", type=int, default=4, help="filaments in the field (default 4)")
+    s.add_argument("--density", type=float, default=0.3, help="localizations per µm² per raw frame (default 0.3)")
+    s.add_argument("--jitter", type=float, default=20.0, metavar="NM", help="localization precision (default 20 nm)")
+    s.add_argument("--false-fraction", type=float, default=0.05, help="share of false localizations (default 0.05)")
+    s.add_argument("--drift", type=float, default=200.0, metavar="NM", help="total drift (default 200 nm)")
+    s.add_argument("--rotation", type=float, default=15.0, metavar="DEG", help="total rotation (default 15°)")
+    s.add_argument("--deform", type=float, default=40.0, metavar="NM", help="bending amplitude (default 40 nm)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_simulate)
+
+    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file")
+    e.add_argument("checkpoint", help="RUN_DIR/checkpoint.pt")
+    e.add_argument("-o", "--output", required=True, help="model file (.pt)")
+    e.add_argument("--name", help="model name in the metadata (default: the config's)")
+    e.set_defaults(func=_cmd_export)
+
+    v = sub.add_parser("evaluate", help="quality against simulated ground truth, beside the baseline")
+    v.add_argument("--model", default="filaments", help="bundled model name or .pt file")
+    src2 = v.add_mutually_exclusive_group()
+    src2.add_argument("--data", help="folder of `dblink simulate` outputs")
+    src2.add_argument("--preset", default="filaments", choices=["filaments"],
+                      help="simulate the held-out evaluation set (default: filaments)")
+    v.add_argument("--n", type=int, default=4, help="movies in the preset set (default 4)")
+    v.add_argument("--window", type=int)
+    v.add_argument("--stride", type=int, default=1)
+    v.add_argument("--device", default="auto")
+    v.add_argument("--batch", type=int, default=4)
+    v.add_argument("--json", help="also write all scores to this JSON file")
+    v.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("demo", help="simulate, reconstruct and show (the README's main job)")
+    d.add_argument("-o", "--output", default="demo_out", help="output folder (default demo_out)")
+    d.add_argument("--model", default="filaments")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--stride", type=int, default=1)
+    d.set_defaults(func=_cmd_demo)
+
+    m = sub.add_parser("models", help="list the bundled models")
+    m.set_defaults(func=_cmd_models)
     return p
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -118,8 +119,10 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
             break
     usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
     try:
-        data = np.loadtxt(p, delimiter=",", skiprows=1, usecols=usecols, dtype=np.float64,
-                          ndmin=2, encoding="utf-8", quotechar='"')
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
+            data = np.loadtxt(p, delimiter=",", skiprows=1, usecols=usecols, dtype=np.float64,
+                              ndmin=2, encoding="utf-8", quotechar='"')
     except ValueError as exc:
         raise DBlinkError(f"{path}: cannot read the numeric columns ({exc})") from None
     if data.shape[0] == 0:

@@ -1,0 +1,60 @@
+"""Windowed inference: exact mode equals the original loop; windows clip at the movie ends."""
+import numpy as np
+import pytest
+import torch
+
+from dblink.engine import infer, plan_windows, reference_loop
+from dblink.model import build_model
+
+
+def test_windows_clip_at_the_ends():
+    ws = plan_windows(10, 3, stride=1)
+    assert [(w.start, w.stop) for w in ws[:4]] == [(0, 4), (0, 5), (0, 6), (0, 7)]
+    assert (ws[5].start, ws[5].stop, ws[5].keep) == (2, 9, (5,))
+    assert (ws[-1].start, ws[-1].stop) == (6, 10)
+    assert [w.keep[0] for w in ws] == list(range(10))
+
+
+@pytest.mark.parametrize("T,W,K", [(10, 3, 1), (23, 4, 3), (5, 25, 2), (40, 5, 8)])
+def test_every_step_is_kept_exactly_once_and_sees_its_window(T, W, K):
+    ws = plan_windows(T, W, stride=K, confidence=True)
+    kept = [k for w in ws for k in w.keep]
+    assert sorted(kept) == list(range(T))
+    for w in ws:
+        for k in w.keep:
+            assert w.start == max(0, w.keep[0] - W) and w.stop == min(T, w.keep[-1] + W + 1)
+            assert w.start <= k < w.stop
+        assert not set(w.alt) & set(w.keep)
+        assert all(w.start <= a < w.stop for a in w.alt)
+
+
+@pytest.mark.parametrize("arch,hp", [("paper", dict(head=[8, 8, 4])),
+                                     ("compact", dict(hidden=4, encoder=4, decoder=4, skip=2))])
+def test_exact_mode_matches_the_reference_loop(arch, hp):
+    torch.manual_seed(0)
+    net = build_model(arch, **hp).eval()
+    scripted = torch.jit.script(net)
+    rng = np.random.default_rng(0)
+    video = (rng.random((13, 17, 19)) < 0.05).astype(np.float32) * rng.integers(1, 4, (13, 17, 19))
+    ref = reference_loop(video, net, window=4)
+    for batch in (1, 3):
+        rec = infer(video, scripted, window=4, stride=1, device="cpu", batch=batch,
+                    confidence=True, progress="none")
+        np.testing.assert_allclose(rec.video, ref, atol=1e-5)
+        assert rec.confidence.shape == video.shape
+        c = rec.confidence[~np.isnan(rec.confidence)]
+        assert c.size and (c >= 0).all() and (c <= 1).all()
+
+
+def test_strided_mode_decodes_each_kept_step_from_its_window():
+    torch.manual_seed(1)
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2).eval()
+    video = np.random.default_rng(1).random((20, 8, 8)).astype(np.float32)
+    out = infer(video, net, 3, stride=4, device="cpu", batch=2, confidence=False,
+                progress="none").video
+    x = torch.from_numpy(video)
+    with torch.no_grad():
+        for w in plan_windows(20, 3, stride=4):
+            y = net(x[w.start:w.stop][None])[0].numpy()
+            for k in w.keep:
+                np.testing.assert_allclose(out[k], y[k - w.start], atol=1e-5)

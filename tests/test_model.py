@@ -1,0 +1,95 @@
+"""The network and the model file: paper configuration, TorchScript round trip without dblink."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dblink.errors import DBlinkError
+from dblink.export import load_model, save_model
+from dblink.model import build_model, count_parameters
+
+
+def test_paper_architecture_matches_the_original_layout():
+    net = build_model("paper")
+    sd = net.state_dict()
+    assert sd["forward_net.cell_list.0.conv.weight"].shape == (16, 1 + 4, 5, 5)
+    assert sd["forward_net.cell_list.1.conv.weight"].shape == (16, 4 + 4, 5, 5)
+    assert sd["reverse_net.cell_list.1.conv.weight"].shape == (16, 4 + 4, 5, 5)
+    assert [sd[f"conv_net.{i}.weight"].shape[:2] for i in (0, 2, 4, 6)] == \
+        [(128, 8), (256, 128), (64, 256), (1, 64)]
+
+
+@pytest.mark.parametrize("arch", ["paper", "compact"])
+def test_head_on_a_subset_of_steps(arch):
+    torch.manual_seed(0)
+    net = build_model(arch, **({"head": [8, 8, 8]} if arch == "paper" else {})).eval()
+    x = torch.rand(2, 7, 15, 13)
+    full = net(x)
+    part = net(x, torch.tensor([1, 5]))
+    assert full.shape == (2, 7, 15, 13) and part.shape == (2, 2, 15, 13)
+    torch.testing.assert_close(part, full[:, [1, 5]])
+
+
+def test_backward_pass_sees_the_future():
+    torch.manual_seed(0)
+    net = build_model("compact", hidden=4).eval()
+    x = torch.zeros(1, 3, 16, 16)
+    x2 = x.clone()
+    x2[0, 2, 8, 8] = 5.0  # a localization only at the last step changes the first output...
+    with torch.no_grad():
+        assert (net(x2)[0, 0] - net(x)[0, 0]).abs().max() > 1e-6
+        for p in net.reverse_net.parameters():
+            p.zero_()  # ...through the backward pass alone
+        assert torch.equal(net(x2)[0, 0], net(x)[0, 0])
+
+
+def test_torchscript_round_trip_without_dblink(tmp_path):
+    torch.manual_seed(0)
+    net = build_model("compact", hidden=4, encoder=4, decoder=4, skip=2).eval()
+    path = save_model(net, tmp_path / "m.pt", {"name": "t", "pixel_size_nm": 40.0,
+                                                "frames_per_step": 10, "window": 5})
+    x = torch.rand(1, 6, 12, 12)
+    expected = net(x).detach().numpy()
+    np.save(tmp_path / "x.npy", x.numpy())
+    code = f"""
+import sys, json, warnings
+sys.modules['dblink'] = None  # importing dblink would fail: prove it is not needed
+warnings.simplefilter('ignore')
+import numpy as np, torch
+files = {{'dblink.json': ''}}
+m = torch.jit.load({str(path)!r}, _extra_files=files)
+meta = json.loads(files['dblink.json'])
+y = m(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r})))
+np.save({str(tmp_path / 'y.npy')!r}, y.detach().numpy())
+print(meta['pixel_size_nm'], meta['frames_per_step'], meta['format_version'])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40.0", "10", "1"]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+
+
+def test_model_file_errors(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(DBlinkError, match="not a TorchScript"):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(DBlinkError, match="no such model"):
+        load_model(tmp_path / "missing.pt")
+    with pytest.raises(DBlinkError, match="no model named"):
+        load_model("no-such-model-name")
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2)
+    save_model(net, tmp_path / "future.pt", {"pixel_size_nm": 40.0, "frames_per_step": 10,
+                                            "format_version": 99})
+    with pytest.raises(DBlinkError, match="newer dblink"):
+        load_model(tmp_path / "future.pt")
+    scripted = torch.jit.script(net)
+    torch.jit.save(scripted, str(tmp_path / "plain.pt"))
+    with pytest.raises(DBlinkError, match="without dblink metadata"):
+        load_model(tmp_path / "plain.pt")
+
+
+def test_compact_is_much_smaller_than_paper():
+    assert count_parameters(build_model("compact")) * 5 < count_parameters(build_model("paper"))
