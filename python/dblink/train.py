@@ -85,15 +85,26 @@ class SimulatedClips(Dataset):
 
 
 def loss_terms(logits: torch.Tensor, gt: torch.Tensor, pos_weight: float, temporal: float,
-               tv: float) -> tuple[torch.Tensor, dict]:
-    """The training loss on (B, T, H, W) logits; returns (total, parts)."""
-    y = torch.sigmoid(logits.float())
+               tv: float, bce: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """The training loss on (B, T, H, W) logits; returns (total, parts).
+
+    MSE on the sigmoid output (structure pixels weighted by ``pos_weight``), plus ``bce`` times the
+    binary cross-entropy on the logits (its gradient does not vanish when the sigmoid saturates, so
+    training cannot get stuck predicting empty frames), plus the temporal and TV terms.
+    """
+    logits = logits.float()
+    y = torch.sigmoid(logits)
     w = 1.0 + (pos_weight - 1.0) * gt
     mse = (w * (y - gt) ** 2).mean()
     temp = (y[:, 1:] - y[:, :-1]).abs().mean() if y.shape[1] > 1 else y.new_zeros(())
     tvv = (y[..., 1:, :] - y[..., :-1, :]).abs().mean() + (y[..., 1:] - y[..., :-1]).abs().mean()
     total = mse + temporal * temp + tv * tvv
-    return total, {"mse": float(mse.detach()), "temporal": float(temp.detach()), "tv": float(tvv.detach())}
+    parts = {"mse": float(mse.detach()), "temporal": float(temp.detach()), "tv": float(tvv.detach())}
+    if bce:
+        b = torch.nn.functional.binary_cross_entropy_with_logits(logits, gt, weight=w)
+        total = total + bce * b
+        parts["bce"] = float(b.detach())
+    return total, parts
 
 
 def validate(model: torch.nn.Module, clips: list, device: torch.device, loss_cfg: dict) -> dict:
