@@ -176,6 +176,9 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[s
         raise DBlinkError(f"{path}: the output folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
