@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the CPU build of PyTorch, installed first so that the project's torch range needs nothing more
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test plugin install-fiji clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,18 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the Fiji/ImageJ plugin jar, compiled offline with javac (IJ_JAR: Debian's, or Fiji's jars/ij-*.jar)
+IJ_JAR ?= /usr/share/java/ij.jar
+plugin:
+	bash fiji-plugin/build.sh "$(IJ_JAR)"
+
+# copy the plugin into a Fiji installation: make install-fiji FIJI=/path/to/Fiji.app
+install-fiji:
+	@test -n "$(FIJI)" -a -d "$(FIJI)/plugins" || { echo "usage: make install-fiji FIJI=/path/to/Fiji.app"; exit 2; }
+	bash fiji-plugin/build.sh "$$(ls $(FIJI)/jars/ij-*.jar | head -n 1)"
+	cp fiji-plugin/build/DBlink_.jar "$(FIJI)/plugins/"
+	@echo "installed $(FIJI)/plugins/DBlink_.jar: restart Fiji, then Plugins > DBlink"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -161,6 +161,14 @@ def _cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fiji(a: argparse.Namespace) -> int:
+    from .imagej import fiji_main
+
+    if a.args and not a.macro:
+        raise DBlinkError("--args needs --macro FILE")
+    return fiji_main(a.fiji, a.ij_jar, a.headless, a.macro, a.args or "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
@@ -247,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--stride", type=int, default=1)
     d.set_defaults(func=_cmd_demo)
+
+    f = sub.add_parser("fiji", help="start Fiji or ImageJ with dblink running in-process",
+                       description="Start Fiji (PyImageJ) or plain ImageJ 1.x (JPype) with the DBlink "
+                       "plugin and this Python registered as its runtime; show the UI or run a macro.")
+    where = f.add_mutually_exclusive_group()
+    where.add_argument("--fiji", metavar="DIR", help="a Fiji.app folder (started through PyImageJ)")
+    where.add_argument("--ij-jar", metavar="PATH", help="an ImageJ 1.x jar (default: /usr/share/java/ij.jar)")
+    f.add_argument("--headless", action="store_true", help="no window (needs --macro)")
+    f.add_argument("--macro", metavar="FILE", help="run this ImageJ macro, then exit")
+    f.add_argument("--args", metavar="STR", help="argument string for the macro (getArgument())")
+    f.set_defaults(func=_cmd_fiji)
 
     m = sub.add_parser("models", help="list the bundled models")
     m.set_defaults(func=_cmd_models)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import DBlinkError
-from .progress import Progress
+from .progress import Progress, ProgressSpec
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _normalize_frames(y: torch.Tensor) -> torch.Tensor:
 
 def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int = 1,
           device: str = "auto", batch: int = 4, confidence: bool = True,
-          normalize: bool = False, progress: str = "bar") -> Reconstruction:
+          normalize: bool = False, progress: ProgressSpec = "bar") -> Reconstruction:
     """Reconstruct a localization-map video (T, H, W) with a DBlink network.
 
     Args:

@@ -17,6 +17,7 @@ from .engine import Reconstruction, infer
 from .errors import DBlinkError
 from .export import LoadedModel, load_model
 from .io import Localizations, read_localizations, write_hyperstack
+from .progress import ProgressSpec
 from .render import Grid, RenderResult, render
 
 
@@ -61,7 +62,7 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
                       roi: str | tuple | None = None, camera_pixel: float | None = None,
                       window: int | None = None, stride: int = 1, device: str = "auto",
                       batch: int = 4, confidence: bool = True, first_frame: int = 1,
-                      exposure_s: float | None = None, progress: str = "bar",
+                      exposure_s: float | None = None, progress: ProgressSpec = "bar",
                       warn: Callable[[str], None] = _stderr_warning) -> Result:
     """Reconstruct a super-resolved video from a localization table.
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Callable, Union
+
+#: a progress mode (``bar``, ``json``, ``none``) or a callback ``f(done, total)``; a callback may
+#: raise to cancel the work (the Fiji bridge does this when Esc is pressed)
+ProgressSpec = Union[str, Callable[[int, int], None]]
 
 
 class Progress:
@@ -11,11 +16,14 @@ class Progress:
 
     ``mode``: ``bar`` (tqdm on stderr), ``json`` (one JSON object per update on stdout:
     ``{"event": "progress", "stage": ..., "step": done, "total": total, "eta_s": ...,
-    "rate": units per second}``) or ``none``.
+    "rate": units per second}``), ``none``, or a callable ``f(done, total)``.
     """
 
-    def __init__(self, total: int, mode: str = "bar", desc: str = "", unit: str = "step",
+    def __init__(self, total: int, mode: ProgressSpec = "bar", desc: str = "", unit: str = "step",
                  min_interval_s: float = 0.25) -> None:
+        self._callback = mode if callable(mode) else None
+        if self._callback is not None:
+            mode = "none"
         if mode not in ("bar", "json", "none"):
             raise ValueError(f"progress mode must be bar, json or none, not {mode!r}")
         self.total, self.mode, self.desc, self.done = total, mode, desc, 0
@@ -29,6 +37,8 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        if self._callback is not None:
+            self._callback(self.done, self.total)
         if self._bar is not None:
             self._bar.update(n)
         elif self.mode == "json":

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build the plugin jar offline with plain javac: fiji-plugin/build.sh [IJ_JAR] [OUT_DIR]
+#   IJ_JAR: Fiji's jars/ij-*.jar or Debian's /usr/share/java/ij.jar (default)
+#   OUT_DIR: where DBlink_.jar goes (default fiji-plugin/build)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+ij=${1:-${IJ_JAR:-/usr/share/java/ij.jar}}
+out=${2:-$here/build}
+[ -f "$ij" ] || { echo "build.sh: ImageJ jar not found: $ij (give its path)" >&2; exit 2; }
+classes=$(mktemp -d)
+trap 'rm -rf "$classes"' EXIT
+javac --release 8 -nowarn -encoding UTF-8 -cp "$ij" -d "$classes" "$here"/src/main/java/dblink/*.java 2>&1 \
+  | grep -v "bootstrap class path\|^warning: \[options\]\|^1 warning" || true
+[ -f "$classes/dblink/DBlink_Reconstruct.class" ] || { echo "build.sh: compilation failed" >&2; exit 1; }
+cp "$here/src/main/resources/plugins.config" "$classes/"
+mkdir -p "$out"
+jar cf "$out/DBlink_.jar" -C "$classes" .
+echo "$out/DBlink_.jar"

@@ -1,0 +1,444 @@
+package dblink;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.Macro;
+import ij.Menus;
+import ij.Prefs;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.gui.Roi;
+import ij.macro.Interpreter;
+import ij.measure.Calibration;
+
+import java.awt.GraphicsEnvironment;
+import java.awt.Rectangle;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Plugins &gt; DBlink &gt; DBlink Reconstruct...: reconstruct a super-resolved video from a
+ * ThunderSTORM localization table with dblink, and show or save it as a calibrated hyperstack.
+ *
+ * <p>Macro use (options are the dialog's keys):
+ * {@code run("DBlink Reconstruct...", "table=[/data/locs.csv] model=filaments save=[/data/out.tif]");}
+ * Without menus (headless ImageJ1) use {@code call("dblink.DBlink_Reconstruct.macro", options)}.
+ *
+ * <p>Two runtimes give the same hyperstack: in-process, when Python registered a
+ * {@link DBlinkRuntime} (Fiji started with {@code dblink fiji} or PyImageJ), else the
+ * {@code dblink reconstruct} command line as a subprocess, whose JSON progress drives ImageJ's
+ * progress bar. Esc cancels.
+ */
+public class DBlink_Reconstruct implements ij.plugin.PlugIn {
+    public static final String VERSION = "0.1.0";
+    public static final String THUNDERSTORM = "ThunderSTORM results";
+    /** The option keys, as recorded by the dialog and read from macro options. */
+    public static final String[] KEYS = {"table", "model", "pixel_size", "frames_per_step", "window",
+        "stride", "roi", "camera_pixel", "device", "exposure", "skip_confidence", "show", "save", "python"};
+    static final String[] BOOLEAN_KEYS = {"skip_confidence", "show"};
+    static final String[] DEVICES = {"auto", "cpu", "cuda", "mps"};
+
+    private static volatile DBlinkRuntime runtime;
+    private static volatile String lastError = "";
+
+    /** Called from Python to route reconstructions in-process (null unregisters). */
+    public static void setRuntime(DBlinkRuntime r) { runtime = r; }
+
+    public static DBlinkRuntime getRuntime() { return runtime; }
+
+    /** The message of the last failed run ("" if the last run succeeded), for macros. */
+    public static String lastError() { return lastError; }
+
+    @Override
+    public void run(String arg) {
+        if ("about".equals(arg)) {
+            IJ.showMessage("DBlink " + VERSION, "DBlink: super-resolved SMLM videos from localization tables\n"
+                + "(Saguy et al., Nature Methods 2023). Runtime: "
+                + (runtime != null ? "in-process Python (dblink " + runtime.version() + ")" : "dblink command line (" + python(null) + ")"));
+            return;
+        }
+        if ("settings".equals(arg)) { settings(); return; }
+        String options = Macro.getOptions();
+        Map<String, String> o;
+        if (options != null) {
+            o = parse(options);
+        } else if (GraphicsEnvironment.isHeadless()) {
+            fail("no options given and no display for a dialog: call with options, e.g. "
+                + "run(\"DBlink Reconstruct...\", \"table=[/path/locs.csv] save=[/path/out.tif]\")", true);
+            return;
+        } else {
+            o = dialog();
+            if (o == null) return;
+        }
+        runWith(o, options != null);
+    }
+
+    /**
+     * Entry point that needs no menus (headless ImageJ1, batch scripts):
+     * {@code call("dblink.DBlink_Reconstruct.macro", "table=[...] save=[...]")}.
+     * @return "ok" or "error: message"
+     */
+    public static String macro(String options) {
+        ImagePlus imp = new DBlink_Reconstruct().runWith(parse(options == null ? "" : options), true);
+        return imp != null ? "ok" : "error: " + lastError;
+    }
+
+    public ImagePlus runWith(Map<String, String> o, boolean fromMacro) {
+        lastError = "";
+        try {
+            ImagePlus imp = execute(o);
+            if (o.containsKey("show") && !GraphicsEnvironment.isHeadless()) imp.show();
+            return imp;
+        } catch (Cancelled e) {
+            IJ.showStatus("DBlink: cancelled");
+            IJ.showProgress(1.0);
+            lastError = "cancelled";
+            IJ.log("DBlink: cancelled");
+        } catch (Throwable e) {
+            String msg = e.getMessage() != null ? e.getMessage() : e.toString();
+            fail(cleanMessage(msg), fromMacro);
+        }
+        return null;
+    }
+
+    /** Parse macro options into a map of the known keys (booleans present as "true"). */
+    public static Map<String, String> parse(String options) {
+        Map<String, String> o = new LinkedHashMap<String, String>();
+        String padded = " " + options + " ";
+        for (String key : KEYS) {
+            boolean isBool = false;
+            for (String b : BOOLEAN_KEYS) if (b.equals(key)) isBool = true;
+            if (isBool) {
+                if (padded.contains(" " + key + " ")) o.put(key, "true");
+            } else {
+                String v = Macro.getValue(options, key, null);
+                if (v != null && v.trim().length() > 0 && !isZero(v)) o.put(key, v.trim());
+            }
+        }
+        return o;
+    }
+
+    static boolean isZero(String v) {
+        try { return Double.parseDouble(v.trim()) == 0.0; } catch (NumberFormatException e) { return false; }
+    }
+
+    Map<String, String> dialog() {
+        GenericDialog gd = new GenericDialog("DBlink Reconstruct");
+        gd.addStringField("Table", Prefs.get("dblink.table", THUNDERSTORM), 40);
+        gd.addMessage("A ThunderSTORM CSV path, or \"" + THUNDERSTORM + "\" for the open results table.");
+        gd.addStringField("Model", Prefs.get("dblink.model", "filaments"), 20);
+        gd.addNumericField("Pixel_size", 0, 1, 8, "nm (0 = the model's)");
+        gd.addNumericField("Frames_per_step", 0, 0, 8, "raw frames (0 = the model's)");
+        gd.addNumericField("Window", 0, 0, 8, "± steps (0 = the model's)");
+        gd.addNumericField("Stride", 1, 0, 8, "kept steps per window (1 = exact)");
+        gd.addStringField("ROI", "", 30);
+        gd.addMessage("ROI: x0,y0,width,height in nm, \"selection\" (of the active image), or empty for all.");
+        gd.addNumericField("Camera_pixel", 0, 1, 8, "nm (for tables in px)");
+        gd.addChoice("Device", DEVICES, "auto");
+        gd.addNumericField("Exposure", 0, 4, 8, "s per raw frame (0 = unknown)");
+        gd.addCheckbox("Skip_confidence", false);
+        gd.addCheckbox("Show", true);
+        gd.addStringField("Save", "", 40);
+        gd.addMessage("Save: a .tif path, or empty to only show the result.");
+        gd.showDialog();
+        if (gd.wasCanceled()) return null;
+        Map<String, String> o = new LinkedHashMap<String, String>();
+        putString(o, "table", gd.getNextString());
+        putString(o, "model", gd.getNextString());
+        putNumber(o, "pixel_size", gd.getNextNumber());
+        putNumber(o, "frames_per_step", gd.getNextNumber());
+        putNumber(o, "window", gd.getNextNumber());
+        putNumber(o, "stride", gd.getNextNumber());
+        putString(o, "roi", gd.getNextString());
+        putNumber(o, "camera_pixel", gd.getNextNumber());
+        putString(o, "device", gd.getNextChoice());
+        putNumber(o, "exposure", gd.getNextNumber());
+        if (gd.getNextBoolean()) o.put("skip_confidence", "true");
+        if (gd.getNextBoolean()) o.put("show", "true");
+        putString(o, "save", gd.getNextString());
+        if (o.containsKey("table")) Prefs.set("dblink.table", o.get("table"));
+        if (o.containsKey("model")) Prefs.set("dblink.model", o.get("model"));
+        return o;
+    }
+
+    static void putString(Map<String, String> o, String k, String v) {
+        if (v != null && v.trim().length() > 0) o.put(k, v.trim());
+    }
+
+    static void putNumber(Map<String, String> o, String k, double v) {
+        if (!Double.isNaN(v) && v != 0) o.put(k, v == Math.rint(v) ? String.valueOf((long) v) : String.valueOf(v));
+    }
+
+    void settings() {
+        GenericDialog gd = new GenericDialog("DBlink Settings");
+        gd.addStringField("Python", Prefs.get("dblink.python", ""), 40);
+        gd.addMessage("The Python executable of the environment where dblink is installed\n"
+            + "(empty: $DBLINK_PYTHON, else python3 on the PATH).");
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+        Prefs.set("dblink.python", gd.getNextString().trim());
+        Prefs.savePreferences();
+    }
+
+    /** Run the reconstruction with the registered runtime, or the command line. */
+    ImagePlus execute(Map<String, String> o) throws Exception {
+        String table = o.get("table");
+        if (table == null) throw new IllegalArgumentException("no table given (option table=[path to a ThunderSTORM CSV])");
+        File exported = null;
+        String title = new File(table).getName();
+        if (THUNDERSTORM.equalsIgnoreCase(table)) {
+            exported = exportThunderstorm();
+            table = exported.getPath();
+            title = THUNDERSTORM;
+        } else if (!new File(table).isFile()) {
+            throw new IllegalArgumentException("table not found: " + table);
+        }
+        Map<String, String> opts = new LinkedHashMap<String, String>(o);
+        opts.put("table", table);
+        if ("selection".equalsIgnoreCase(opts.get("roi"))) opts.put("roi", selectionRoi());
+        try {
+            DBlinkRuntime rt = runtime;
+            ImagePlus imp = rt != null ? inProcess(rt, opts) : subprocess(opts);
+            if (imp == null) throw new IllegalStateException("dblink returned no image");
+            imp.setTitle("DBlink of " + title);
+            IJ.showStatus("DBlink: done (" + imp.getNFrames() + " time points)");
+            return imp;
+        } finally {
+            if (exported != null) exported.delete();
+        }
+    }
+
+    /** Export ThunderSTORM's open results table with its own recordable command. */
+    static File exportThunderstorm() throws IOException {
+        if (Menus.getCommands() == null || Menus.getCommands().get("Export results") == null)
+            throw new IllegalStateException("ThunderSTORM is not installed (no \"Export results\" command)");
+        File csv = File.createTempFile("dblink-thunderstorm-", ".csv");
+        csv.delete();
+        IJ.run("Export results", "filepath=[" + csv.getPath() + "] fileformat=[CSV (comma separated)] saveprotocol=false");
+        if (!csv.isFile() || csv.length() == 0)
+            throw new IllegalStateException("no ThunderSTORM results table is open (Export results wrote nothing)");
+        return csv;
+    }
+
+    /** The active image's selection as x0,y0,w,h in nm (needs a spatial calibration in nm or µm). */
+    static String selectionRoi() {
+        ImagePlus imp = WindowManager.getCurrentImage();
+        Roi roi = imp == null ? null : imp.getRoi();
+        if (roi == null) throw new IllegalArgumentException("roi=selection, but there is no image with a selection");
+        Calibration cal = imp.getCalibration();
+        String unit = cal.getUnit().toLowerCase();
+        double f;
+        if (unit.equals("nm") || unit.equals("nanometer")) f = 1.0;
+        else if (unit.equals("micron") || unit.equals("um") || unit.equals("\u00b5m")) f = 1000.0;
+        else throw new IllegalArgumentException("roi=selection needs an image calibrated in nm or µm (it is in '" + unit + "')");
+        Rectangle r = roi.getBounds();
+        return (r.x * cal.pixelWidth * f) + "," + (r.y * cal.pixelHeight * f) + ","
+            + (r.width * cal.pixelWidth * f) + "," + (r.height * cal.pixelHeight * f);
+    }
+
+    static ImagePlus inProcess(DBlinkRuntime rt, Map<String, String> o) {
+        IJ.showStatus("DBlink: reconstructing (in-process Python)...");
+        return rt.reconstruct(toJson(o));
+    }
+
+    /** Options as a flat JSON object of strings. */
+    public static String toJson(Map<String, String> o) {
+        StringBuilder sb = new StringBuilder("{");
+        for (Map.Entry<String, String> e : o.entrySet()) {
+            if (sb.length() > 1) sb.append(',');
+            sb.append(quote(e.getKey())).append(':').append(quote(e.getValue()));
+        }
+        return sb.append('}').toString();
+    }
+
+    static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') sb.append('\\').append(c);
+            else if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+            else sb.append(c);
+        }
+        return sb.append('"').toString();
+    }
+
+    /** The Python executable: option, plugin setting, $DBLINK_PYTHON, else python3/python. */
+    static String python(String option) {
+        if (option != null && option.length() > 0) return option;
+        String p = Prefs.get("dblink.python", "");
+        if (p.length() > 0) return p;
+        String env = System.getenv("DBLINK_PYTHON");
+        if (env != null && env.length() > 0) return env;
+        return System.getProperty("os.name", "").toLowerCase().startsWith("win") ? "python" : "python3";
+    }
+
+    /** The dblink command line for these options (no shell: one argument per element). */
+    public static List<String> command(Map<String, String> o, String output) {
+        List<String> cmd = new ArrayList<String>();
+        cmd.add(python(o.get("python")));
+        cmd.add("-m");
+        cmd.add("dblink.cli");
+        cmd.add("reconstruct");
+        cmd.add(o.get("table"));
+        cmd.add("-o");
+        cmd.add(output);
+        cmd.add("--progress");
+        cmd.add("json");
+        cmd.add("--overwrite");
+        String[][] flags = {{"model", "--model"}, {"pixel_size", "--pixel-size"},
+            {"frames_per_step", "--frames-per-step"}, {"window", "--window"}, {"stride", "--stride"},
+            {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"device", "--device"},
+            {"exposure", "--exposure"}};
+        for (String[] f : flags) {
+            if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
+        }
+        if (o.containsKey("skip_confidence")) cmd.add("--no-confidence");
+        return cmd;
+    }
+
+    ImagePlus subprocess(Map<String, String> o) throws Exception {
+        String save = o.get("save");
+        File out = save != null ? new File(save) : File.createTempFile("dblink-", ".tif");
+        List<String> cmd = command(o, out.getPath());
+        final Process p;
+        try {
+            p = new ProcessBuilder(cmd).start();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot start Python '" + cmd.get(0) + "' (" + e.getMessage()
+                + "); set it in Plugins>DBlink>DBlink Settings..., with python=[...], or $DBLINK_PYTHON");
+        }
+        p.getOutputStream().close();
+        final List<String> errLines = new ArrayList<String>();
+        Thread errReader = new Thread(new Runnable() {
+            public void run() {
+                try {
+                    BufferedReader r = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
+                    String line;
+                    while ((line = r.readLine()) != null) synchronized (errLines) { errLines.add(line); }
+                } catch (IOException ignored) { }
+            }
+        }, "dblink-stderr");
+        errReader.start();
+        final boolean[] cancelled = {false};
+        Thread watcher = new Thread(new Runnable() {
+            public void run() {
+                while (true) {
+                    try { p.exitValue(); return; } catch (IllegalThreadStateException running) { }
+                    if (IJ.escapePressed()) { cancelled[0] = true; p.destroy(); return; }
+                    try { Thread.sleep(100); } catch (InterruptedException e) { return; }
+                }
+            }
+        }, "dblink-cancel");
+        watcher.start();
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = r.readLine()) != null) handleEvent(line);
+        int rc = p.waitFor();
+        errReader.join(2000);
+        watcher.interrupt();
+        if (cancelled[0]) {
+            if (save == null) out.delete();
+            throw new Cancelled();
+        }
+        if (rc != 0) {
+            if (save == null) out.delete();
+            String msg = null;
+            synchronized (errLines) {
+                for (int i = errLines.size() - 1; i >= 0 && msg == null; i--) {
+                    String l = errLines.get(i).trim();
+                    if (l.startsWith("dblink: error:")) msg = l.substring("dblink: error:".length()).trim();
+                }
+                if (msg == null && rc == 1 && joined(errLines).contains("No module named dblink"))
+                    msg = "dblink is not installed for Python '" + cmd.get(0) + "'; set the Python of the dblink environment in Plugins>DBlink>DBlink Settings...";
+                if (msg == null) msg = "dblink exited with code " + rc + (errLines.isEmpty() ? "" : ": " + errLines.get(errLines.size() - 1).trim());
+            }
+            throw new IllegalStateException(msg);
+        }
+        ImagePlus imp = IJ.openImage(out.getPath());
+        if (save == null) out.delete();
+        if (imp == null) throw new IllegalStateException("cannot open dblink's output " + out);
+        return imp;
+    }
+
+    static String joined(List<String> lines) {
+        StringBuilder sb = new StringBuilder();
+        for (String l : lines) sb.append(l).append('\n');
+        return sb.toString();
+    }
+
+    /** One JSON line of `dblink reconstruct --progress json`. */
+    static void handleEvent(String line) {
+        String event = jsonField(line, "event");
+        if ("progress".equals(event)) {
+            double step = parseNumber(jsonField(line, "step")), total = parseNumber(jsonField(line, "total"));
+            double eta = parseNumber(jsonField(line, "eta_s"));
+            if (total > 0) IJ.showProgress(step / total);
+            IJ.showStatus("DBlink: " + (long) step + "/" + (long) total + " steps"
+                + (Double.isNaN(eta) ? "" : ", " + Math.round(eta) + " s left") + " (Esc cancels)");
+        } else if ("warning".equals(event)) {
+            IJ.log("DBlink warning: " + jsonField(line, "message"));
+        } else if ("done".equals(event)) {
+            IJ.showProgress(1.0);
+        }
+    }
+
+    static double parseNumber(String s) {
+        try { return s == null ? Double.NaN : Double.parseDouble(s); } catch (NumberFormatException e) { return Double.NaN; }
+    }
+
+    /** The value of a top-level field of a flat JSON object (strings unescaped; numbers as text). */
+    static String jsonField(String json, String key) {
+        int i = json.indexOf("\"" + key + "\"");
+        if (i < 0) return null;
+        i = json.indexOf(':', i + key.length() + 2);
+        if (i < 0) return null;
+        i++;
+        while (i < json.length() && json.charAt(i) == ' ') i++;
+        if (i >= json.length()) return null;
+        if (json.charAt(i) == '"') {
+            StringBuilder sb = new StringBuilder();
+            for (int j = i + 1; j < json.length(); j++) {
+                char c = json.charAt(j);
+                if (c == '\\' && j + 1 < json.length()) {
+                    char n = json.charAt(++j);
+                    if (n == 'u' && j + 4 < json.length()) { sb.append((char) Integer.parseInt(json.substring(j + 1, j + 5), 16)); j += 4; }
+                    else sb.append(n == 'n' ? '\n' : n == 't' ? '\t' : n);
+                } else if (c == '"') return sb.toString();
+                else sb.append(c);
+            }
+            return sb.toString();
+        }
+        int j = i;
+        while (j < json.length() && ",}".indexOf(json.charAt(j)) < 0) j++;
+        String v = json.substring(i, j).trim();
+        return "null".equals(v) ? null : v;
+    }
+
+    /** A Python exception's message without the JPype wrapping. */
+    static String cleanMessage(String msg) {
+        String m = msg.trim();
+        int k = m.lastIndexOf("DBlinkError:");
+        if (k >= 0) m = m.substring(k + "DBlinkError:".length()).trim();
+        int nl = m.indexOf('\n');
+        return nl > 0 ? m.substring(0, nl) : m;
+    }
+
+    /** One readable message: a dialog when interactive, a log line in macros, batch mode or headless. */
+    static void fail(String msg, boolean fromMacro) {
+        lastError = msg;
+        IJ.showProgress(1.0);
+        IJ.showStatus("DBlink: error");
+        if (fromMacro || GraphicsEnvironment.isHeadless() || Interpreter.isBatchMode()) IJ.log("DBlink error: " + msg);
+        else IJ.error("DBlink", msg);
+    }
+
+    static class Cancelled extends Exception {
+        Cancelled() { super("cancelled"); }
+    }
+}

@@ -1,0 +1,73 @@
+"""Runs inside a fresh Python process (one JVM per process) for tests/test_fiji.py.
+
+usage: python fiji_session.py CHECK JSON_ARGS  → prints one JSON line with the results.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    check, args = sys.argv[1], json.loads(sys.argv[2])
+    import jpype
+
+    from dblink.imagej import register_runtime, start_imagej1, to_imageplus
+
+    start_imagej1(args["ij_jar"], headless=args.get("headless", True))
+    P = jpype.JClass("dblink.DBlink_Reconstruct")
+    out: dict = {}
+    if check == "routes":
+        register_runtime()
+        opts = P.parse(args["options"])
+        a = P().runWith(opts, True)
+        out["inprocess_error"] = str(P.lastError())
+        P.setRuntime(None)
+        b = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
+        out["subprocess_error"] = str(P.lastError())
+        out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
+        if a is not None and b is not None:
+            out["max_abs_diff"] = max_diff(a, b)
+    elif check == "error":
+        if args.get("register"):
+            register_runtime()
+        r = P.macro(args["options"])
+        out["return"] = str(r)
+        out["last_error"] = str(P.lastError())
+    elif check == "no_options":
+        IJ = jpype.JClass("ij.IJ")
+        IJ.runPlugIn("dblink.DBlink_Reconstruct", "")
+        out["last_error"] = str(P.lastError())
+    elif check == "convert":
+        data = np.random.default_rng(0).random((1000, 1, 256, 256), dtype=np.float32)
+        t0 = time.perf_counter()
+        imp = to_imageplus(data, "x", 40.0, 10.0, "frame", ["dblink"])
+        out["seconds"] = time.perf_counter() - t0
+        px = np.asarray(memoryview(imp.getStack().getPixels(500)), dtype=np.float32)
+        out["equal"] = bool(np.array_equal(px.reshape(256, 256), data[499, 0]))
+        out["dims"] = list(imp.getDimensions())
+    print(json.dumps(out))
+
+
+def describe(imp) -> dict:
+    cal = imp.getCalibration()
+    return {"title": str(imp.getTitle()), "dims": list(imp.getDimensions()),
+            "pixel_width": cal.pixelWidth, "unit": str(cal.getUnit()),
+            "frame_interval": cal.frameInterval, "time_unit": str(cal.getTimeUnit()),
+            "x_origin": cal.xOrigin, "composite": bool(imp.isComposite()),
+            "info_has_model": '"model"' in str(imp.getProperty("Info") or imp.getInfoProperty() or "")}
+
+
+def max_diff(a, b) -> float:
+    n = a.getStackSize()
+    d = 0.0
+    for i in range(1, n + 1):
+        pa = np.asarray(memoryview(a.getStack().getPixels(i)), dtype=np.float32)
+        pb = np.asarray(memoryview(b.getStack().getPixels(i)), dtype=np.float32)
+        d = max(d, float(np.abs(pa - pb).max()))
+    return d
+
+
+if __name__ == "__main__":
+    main()

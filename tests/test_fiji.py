@@ -1,0 +1,203 @@
+"""The Fiji/ImageJ side, in real ImageJ 1.x (Debian's libij-java): the plugin jar, macro runs of the
+menu command under Xvfb, the headless no-dialog path, the in-process JPype route, the subprocess
+route, identical hyperstacks from both, ThunderSTORM's "Export results" (a stand-in command), the
+recordable option keys, and readable errors."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import ROOT, write_csv
+
+IJ_JAR = Path("/usr/share/java/ij.jar")
+PY = sys.executable
+pytestmark = [
+    pytest.mark.skipif(not IJ_JAR.is_file(), reason="ImageJ 1.x not installed (apt install libij-java)"),
+    pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK (javac) to build the plugin"),
+]
+needs_xvfb = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb not installed")
+SOURCE = ROOT / "fiji-plugin" / "src" / "main" / "java" / "dblink" / "DBlink_Reconstruct.java"
+
+
+@pytest.fixture(scope="module")
+def jar():
+    from dblink.imagej import plugin_jar
+    return plugin_jar(IJ_JAR, rebuild=True)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A small simulated table in a folder whose name has spaces and brackets, and the CLI's output."""
+    d = tmp_path_factory.mktemp("fiji") / "my data [run 1]"
+    d.mkdir()
+    from dblink.cli import main
+    assert main(["simulate", "filaments", "-o", str(d / "sim"), "--size", "24", "--steps", "12",
+                 "--seed", "5"]) == 0
+    table = d / "sim" / "locs.csv"
+    assert main(["reconstruct", str(table), "-o", str(d / "cli.tif"), "--progress", "none"]) == 0
+    return d, table
+
+
+@pytest.fixture(scope="module")
+def plugins_dir(jar, tmp_path_factory):
+    """An ImageJ plugins folder with the DBlink jar and a stand-in for ThunderSTORM's commands."""
+    root = tmp_path_factory.mktemp("ij")
+    (root / "plugins").mkdir()
+    shutil.copy(jar, root / "plugins" / jar.name)
+    classes = root / "stub"
+    classes.mkdir()
+    subprocess.run(["javac", "--release", "8", "-nowarn", "-cp", str(IJ_JAR), "-d", str(classes),
+                    str(ROOT / "tests" / "java" / "ThunderSTORM_Stub.java")], check=True,
+                   capture_output=True)
+    shutil.copy(ROOT / "tests" / "java" / "plugins.config", classes / "plugins.config")
+    subprocess.run(["jar", "cf", str(root / "plugins" / "ThunderSTORM_Stub_.jar"), "-C", str(classes),
+                    "."], check=True)
+    return root
+
+
+def ij_batch(plugins_dir, macro_text, tmp_path, *jvm_args, xvfb=True, arg=""):
+    macro = tmp_path / "m.ijm"
+    macro.write_text(macro_text)
+    cmd = ["java", f"-Dplugins.dir={plugins_dir}", *jvm_args, "-cp", str(IJ_JAR), "ij.ImageJ",
+           "-batch", str(macro)] + ([arg] if arg else [])
+    if xvfb:
+        cmd = ["xvfb-run", "-a"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def session(check, **args):
+    args.setdefault("ij_jar", str(IJ_JAR))
+    out = subprocess.run([PY, str(ROOT / "tests" / "fiji_session.py"), check, json.dumps(args)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_jar_layout(jar):
+    assert "_" in jar.name
+    names = zipfile.ZipFile(jar).namelist()
+    assert "plugins.config" in names and "dblink/DBlink_Reconstruct.class" in names
+    config = zipfile.ZipFile(jar).read("plugins.config").decode()
+    assert 'Plugins>DBlink, "DBlink Reconstruct..."' in config
+
+
+@needs_xvfb
+def test_menu_command_in_a_macro_subprocess_route(plugins_dir, data, tmp_path):
+    d, table = data
+    out = d / "from menu.tif"
+    r = ij_batch(plugins_dir, f'run("DBlink Reconstruct...", "table=[{table}] save=[{out}] '
+                 f'python=[{PY}]");\nprint("ERR=" + call("dblink.DBlink_Reconstruct.lastError"));',
+                 tmp_path)
+    assert "ERR=\n" in r.stdout + "\n" or r.stdout.strip().endswith("ERR="), r.stdout + r.stderr
+    np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
+
+
+def test_headless_without_menus_or_dialog(plugins_dir, data, tmp_path, jar):
+    d, table = data
+    out = d / "headless.tif"
+    macro = (f'print(call("dblink.DBlink_Reconstruct.macro", "table=[{table}] save=[{out}] python=[{PY}]"));\n'
+             f'print(call("dblink.DBlink_Reconstruct.macro", "model=filaments"));')
+    mfile = tmp_path / "h.ijm"
+    mfile.write_text(macro)
+    r = subprocess.run(["java", "-Djava.awt.headless=true", "-cp", f"{IJ_JAR}:{jar}", "ij.ImageJ",
+                        "-batch", str(mfile)], capture_output=True, text=True, timeout=180)
+    lines = r.stdout.strip().splitlines()
+    assert "ok" in lines, r.stdout + r.stderr
+    assert any(line.startswith("error: no table given") for line in lines)  # never a hung dialog
+    np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
+    # no options at all, headless: one clear message instead of a dialog
+    assert "no options given" in session("no_options", headless=True)["last_error"]
+
+
+def test_both_runtimes_give_the_same_hyperstack(data):
+    d, table = data
+    r = session("routes", options=f"table=[{table}] model=filaments", headless=True)
+    assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
+    a, b = r["images"]
+    assert a == b  # title, C/Z/T, calibration, composite, metadata
+    T, C, H, W = tifffile.imread(d / "cli.tif").shape
+    assert a["dims"] == [W, H, C, 1, T] and a["unit"] == "micron"
+    assert a["pixel_width"] == pytest.approx(0.04) and a["frame_interval"] == 10.0
+    assert a["title"] == "DBlink of locs.csv" and a["info_has_model"]
+    assert r["max_abs_diff"] == 0.0
+
+
+def test_dblink_fiji_runs_the_batch_macro_in_process(data, tmp_path):
+    d, table = data
+    inp = tmp_path / "in put"
+    inp.mkdir()
+    shutil.copy(table, inp / "a.csv")
+    write_csv(inp / "bad.csv", '"frame","x [furlong]","y [furlong]"', [(1, 2, 3)])
+    out = tmp_path / "out [tif]"
+    r = subprocess.run([PY, "-m", "dblink.cli", "fiji", "--headless", "--macro",
+                        str(ROOT / "macros" / "dblink_batch_folder.ijm"), "--args",
+                        f"input=[{inp}] output=[{out}] model=filaments"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "1 written, 1 failed" in r.stdout
+    assert "bad.csv failed: error:" in r.stdout and "unknown unit" in r.stdout
+    np.testing.assert_array_equal(tifffile.imread(out / "a.tif"), tifffile.imread(d / "cli.tif"))
+
+
+@needs_xvfb
+def test_after_thunderstorm_exports_the_results_table(plugins_dir, data, tmp_path):
+    d, table = data
+    out = d / "after ts.tif"
+    macro = ROOT / "macros" / "dblink_after_thunderstorm.ijm"
+    text = 'newImage("raw", "16-bit black", 32, 32, 5);\n' + macro.read_text()
+    r = ij_batch(plugins_dir, text, tmp_path, f"-Ddblink.test.csv={table}",
+                 arg=f"save=[{out}] python=[{PY}]")
+    assert "stub analysis" in r.stdout, r.stdout + r.stderr
+    np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
+    # no results table open: the stand-in exports nothing -> a clear message
+    r = ij_batch(plugins_dir, f'print(call("dblink.DBlink_Reconstruct.macro", "table=[ThunderSTORM results] python=[{PY}]"));',
+                 tmp_path)
+    assert "no ThunderSTORM results table is open" in r.stdout, r.stdout + r.stderr
+
+
+def test_dialog_keys_are_the_macro_keys():
+    """The dialog's labels give the keys ImageJ records (first word, lower case); they must be the
+    keys the plugin parses and the macros use."""
+    src = SOURCE.read_text()
+    labels = re.findall(r'gd\.add(?:String|Numeric)Field\("([^"]+)"|gd\.addCheckbox\("([^"]+)"|'
+                        r'gd\.addChoice\("([^"]+)"', src.split("Map<String, String> dialog()")[1]
+                        .split("void settings()")[0])
+    recorded = [next(x for x in m if x).split(" ")[0].lower() for m in labels]
+    keys = re.search(r"KEYS = \{([^}]*)\}", src).group(1)
+    keys = re.findall(r'"([a-z_]+)"', keys)
+    assert recorded == [k for k in keys if k != "python"]
+    for macro in (ROOT / "macros").glob("*.ijm"):
+        for call in re.findall(r'DBlink Reconstruct\.\.\.", "([^"]*)"', macro.read_text()):
+            for key in re.findall(r"(?:^| )([a-z_]+)(?==|\s|$)", call):
+                assert key in keys, (macro.name, key)
+
+
+def test_errors_reach_the_user_as_one_line(data, tmp_path):
+    d, table = data
+    bad = write_csv(tmp_path / "bad.csv", '"frame","x [furlong]","y [furlong]"', [(1, 2, 3)])
+    # a Python error through the in-process runtime
+    r = session("error", options=f"table=[{bad}]", register=True, headless=True)
+    assert r["return"].startswith("error:") and "unknown unit" in r["last_error"]
+    assert "\n" not in r["last_error"] and "Traceback" not in r["last_error"]
+    # the subprocess route: no such Python, and a Python without dblink
+    r = session("error", options=f"table=[{table}] python=[/no/such/python]", headless=True)
+    assert "cannot start Python" in r["last_error"]
+    other = shutil.which("python3", path="/usr/bin")
+    if other:
+        r = session("error", options=f"table=[{table}] python=[{other}]", headless=True)
+        assert "dblink is not installed" in r["last_error"] or "exited with code" in r["last_error"]
+    r = session("error", options="table=[/no/such.csv]", headless=True)
+    assert "table not found" in r["last_error"]
+
+
+def test_numpy_to_imageplus_conversion_is_exact():
+    r = session("convert", headless=True)
+    assert r["equal"] and r["dims"] == [256, 256, 1, 1, 1000]
+    print(f"1000 x 256 x 256 float32 -> ImagePlus: {r['seconds']:.2f} s")
