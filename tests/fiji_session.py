@@ -35,6 +35,22 @@ def main() -> None:
         r = P.macro(args["options"])
         out["return"] = str(r)
         out["last_error"] = str(P.lastError())
+    elif check == "cancel":
+        import threading
+        if args.get("register"):
+            register_runtime()
+        IJ = jpype.JClass("ij.IJ")
+
+        def press_escape() -> None:
+            time.sleep(args["after_s"])
+            IJ.setKeyDown(27)  # KeyEvent.VK_ESCAPE: what ImageJ does when Esc is pressed
+
+        threading.Thread(target=press_escape, daemon=True).start()
+        t0 = time.perf_counter()
+        imp = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
+        out["seconds"] = time.perf_counter() - t0
+        out["image"] = imp is not None
+        out["last_error"] = str(P.lastError())
     elif check == "no_options":
         IJ = jpype.JClass("ij.IJ")
         IJ.runPlugIn("dblink.DBlink_Reconstruct", "")

@@ -201,3 +201,16 @@ def test_numpy_to_imageplus_conversion_is_exact():
     r = session("convert", headless=True)
     assert r["equal"] and r["dims"] == [256, 256, 1, 1, 1000]
     print(f"1000 x 256 x 256 float32 -> ImagePlus: {r['seconds']:.2f} s")
+
+
+@pytest.mark.parametrize("register", [False, True], ids=["subprocess", "in-process"])
+def test_escape_cancels_cleanly(tmp_path, register):
+    from dblink.cli import main
+    assert main(["simulate", "filaments", "-o", str(tmp_path / "long"), "--size", "64",
+                 "--steps", "400"]) == 0
+    out = tmp_path / "never.tif"
+    r = session("cancel", options=f"table=[{tmp_path / 'long' / 'locs.csv'}] save=[{out}]",
+                register=register, after_s=4.0, headless=True)
+    assert r["last_error"] == "cancelled" and not r["image"]
+    assert r["seconds"] < 30  # it stopped, it did not run to the end (~80 s)
+    assert not out.exists() and not list(tmp_path.glob("*.part"))

@@ -92,6 +92,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
 
     public ImagePlus runWith(Map<String, String> o, boolean fromMacro) {
         lastError = "";
+        IJ.resetEscape();
         try {
             ImagePlus imp = execute(o);
             if (o.containsKey("show") && !GraphicsEnvironment.isHeadless()) imp.show();
@@ -103,6 +104,11 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
             IJ.log("DBlink: cancelled");
         } catch (Throwable e) {
             String msg = e.getMessage() != null ? e.getMessage() : e.toString();
+            if (msg.contains("cancelled by the user")) {
+                lastError = "cancelled";
+                IJ.log("DBlink: cancelled");
+                return null;
+            }
             fail(cleanMessage(msg), fromMacro);
         }
         return null;
