@@ -58,3 +58,14 @@ def test_strided_mode_decodes_each_kept_step_from_its_window():
             y = net(x[w.start:w.stop][None])[0].numpy()
             for k in w.keep:
                 np.testing.assert_allclose(out[k], y[k - w.start], atol=1e-5)
+
+
+def test_bench_reports_every_mode_and_exact_matches_reference():
+    from dblink.bench import format_rows, run_bench
+
+    rows = run_bench("compact", size=24, steps=12, window=3, strides=(1, 4), device="cpu",
+                     batch=2, ref_frames=2)
+    assert [r["mode"] for r in rows] == ["reference loop", "engine stride 1 (exact)", "engine stride 4"]
+    assert rows[1]["max_abs_diff"] < 1e-5
+    assert all(r["s_per_frame"] > 0 for r in rows)
+    assert "speed-up" in format_rows(rows)

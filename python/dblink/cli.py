@@ -169,6 +169,19 @@ def _cmd_fiji(a: argparse.Namespace) -> int:
     return fiji_main(a.fiji, a.ij_jar, a.headless, a.macro, a.args or "")
 
 
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import format_rows, run_bench
+
+    strides = tuple(int(k) for k in a.stride.split(","))
+    rows = run_bench(a.arch, a.size, a.steps, a.window, strides, a.device, a.batch, a.ref_frames,
+                     a.confidence)
+    print(format_rows(rows))
+    if a.json:
+        from pathlib import Path
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
@@ -266,6 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--macro", metavar="FILE", help="run this ImageJ macro, then exit")
     f.add_argument("--args", metavar="STR", help="argument string for the macro (getArgument())")
     f.set_defaults(func=_cmd_fiji)
+
+    b = sub.add_parser("bench", help="speed: the original DBlink loop vs the engine's modes",
+                       description="Time the reference loop (the original algorithm) and the engine "
+                       "on the same synthetic data and random weights; print s per output frame, "
+                       "speed-ups, peak memory and exact mode's difference to the reference.")
+    b.add_argument("--arch", default="paper", choices=["paper", "compact"])
+    b.add_argument("--size", type=int, default=128, help="field in pixels (default 128)")
+    b.add_argument("--steps", type=int, default=60, help="time points (default 60)")
+    b.add_argument("--window", type=int, default=25)
+    b.add_argument("--stride", default="1,4,8", help="engine strides to time (default 1,4,8)")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--batch", type=int, default=4)
+    b.add_argument("--ref-frames", type=int, default=2, help="output frames the reference computes")
+    b.add_argument("--confidence", action="store_true", help="include the confidence estimates")
+    b.add_argument("--json", help="also write the rows to this JSON file")
+    b.set_defaults(func=_cmd_bench)
 
     m = sub.add_parser("models", help="list the bundled models")
     m.set_defaults(func=_cmd_models)
