@@ -1,0 +1,34 @@
+"""Packaging: environment.yml and pyproject.toml ask for the same packages."""
+import re
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+
+from conftest import ROOT
+
+# conda-forge names that differ from PyPI's
+CONDA_TO_PYPI = {"pytorch": "torch"}
+NOT_PYTHON = {"python", "openjdk", "maven", "pip"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_matches_pyproject():
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in py["dependencies"]}
+    for extra in py["optional-dependencies"].values():
+        wanted |= {_name(r) for r in extra}
+    env = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    deps = re.findall(r"^\s+-\s+([A-Za-z0-9_.\-]+[^\n#]*)$", env, flags=re.M)
+    conda = {CONDA_TO_PYPI.get(_name(d), _name(d)) for d in deps if not d.strip().endswith(":")}
+    conda -= NOT_PYTHON | {"-e"}
+    assert conda == wanted, (sorted(conda - wanted), sorted(wanted - conda))
+
+
+def test_torch_range_admits_the_pinned_cpu_build():
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch_req = next(r for r in py["dependencies"] if _name(r) == "torch")
+    assert ">=" in torch_req and "<2.14" in torch_req  # 2.13.0 satisfies it; no open-ended pull
+    assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
