@@ -27,3 +27,20 @@ def test_bundled_model_is_listed_and_loads():
     m = load_model("filaments")
     assert m.pixel_size == 40.0 and m.frames_per_step == 10 and m.window == 25
     assert m.meta["validation"]["f1"] > 0.5
+
+
+def test_preview_writes_a_time_coloured_projection(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dblink.cli import main
+    from dblink.io import write_hyperstack
+
+    v = np.zeros((3, 10, 12), np.float32)
+    v[0, 2, 2] = v[2, 7, 9] = 1.0
+    write_hyperstack(tmp_path / "h.tif", [v], ["dblink"], 40.0, 10)
+    assert main(["preview", str(tmp_path / "h.tif")]) == 0
+    img = np.asarray(Image.open(tmp_path / "h_timecolor.png"))
+    assert img[4, 4, 0] > 200 and img[4, 4, 2] < 50     # the first frame is red
+    assert img[14, 18, 2] > 200 and img[14, 18, 0] < 120  # the last is blue
+    assert Image.open(tmp_path / "h.gif").n_frames == 3

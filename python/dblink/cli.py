@@ -182,6 +182,18 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preview(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pictures import preview
+
+    if not Path(a.hyperstack).is_file():
+        raise DBlinkError(f"{a.hyperstack}: no such file")
+    for p in preview(a.hyperstack, a.output):
+        print(f"wrote {p}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
@@ -295,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--confidence", action="store_true", help="include the confidence estimates")
     b.add_argument("--json", help="also write the rows to this JSON file")
     b.set_defaults(func=_cmd_bench)
+
+    pv = sub.add_parser("preview", help="time-colour-coded projection (PNG) and GIF of a hyperstack")
+    pv.add_argument("hyperstack", help="a TIFF written by dblink reconstruct")
+    pv.add_argument("-o", "--output", help="output prefix (default: next to the TIFF)")
+    pv.set_defaults(func=_cmd_preview)
 
     m = sub.add_parser("models", help="list the bundled models")
     m.set_defaults(func=_cmd_models)

@@ -48,3 +48,41 @@ def animation(videos: list[np.ndarray], path: str | Path, scale: int = 2, fps: f
     frames = [Image.fromarray(_row([v[t] for v in videos], scale)) for t in range(T)]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
     return Path(path)
+
+
+def time_colors(n: int) -> np.ndarray:
+    """n RGB colours (0–1) running from red through yellow, green and cyan to blue over time."""
+    import colorsys
+
+    return np.array([colorsys.hsv_to_rgb(0.7 * i / max(n - 1, 1), 1.0, 1.0) for i in range(n)])
+
+
+def temporal_color_code(video: np.ndarray) -> np.ndarray:
+    """Like Fiji's Temporal-Color Code: each frame tinted by its time, maximum projection (H, W, 3) uint8."""
+    v = np.nan_to_num(np.asarray(video, dtype=np.float32))
+    top = np.percentile(v, 99.9) if v.max() > 0 else 1.0
+    v = np.clip(v / max(top, 1e-12), 0, 1)
+    colors = time_colors(v.shape[0]).astype(np.float32)
+    rgb = np.zeros(v.shape[1:] + (3,), np.float32)
+    for t in range(v.shape[0]):
+        np.maximum(rgb, v[t, :, :, None] * colors[t], out=rgb)
+    return (rgb * 255).astype(np.uint8)
+
+
+def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int = 2) -> list[Path]:
+    """Write ``<prefix>_timecolor.png`` (time-colour-coded projection with a time bar) and
+    ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF."""
+    from .io import read_hyperstack
+
+    data, _ = read_hyperstack(path)
+    video = data[:, 0]
+    prefix = Path(out_prefix) if out_prefix else Path(path).with_suffix("")
+    rgb = np.kron(temporal_color_code(video), np.ones((scale, scale, 1), np.uint8))
+    bar = (time_colors(rgb.shape[1])[None, :, :] * 255).astype(np.uint8).repeat(8, axis=0)
+    img = Image.fromarray(np.concatenate([rgb, np.full((4, rgb.shape[1], 3), 255, np.uint8), bar]))
+    draw = ImageDraw.Draw(img)
+    draw.text((2, 2), f"t = 1 … {video.shape[0]} (red → blue)", fill=(255, 255, 255))
+    png = prefix.parent / f"{prefix.name}_timecolor.png"
+    img.save(png)
+    gif = animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)
+    return [png, gif]
