@@ -408,7 +408,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[s
 def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channel_names: list[str],
                      pixel_size_nm: float, frames_per_step: int, exposure_s: float | None = None,
                      origin_nm: tuple[float, float] = (0.0, 0.0), info: dict | None = None,
-                     overwrite: bool = True) -> None:
+                     overwrite: bool = True, atomic: bool = True) -> None:
     """Write an ImageJ hyperstack TIFF (float32, axes TCYX), calibrated.
 
     Args:
@@ -420,6 +420,8 @@ def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channe
             exposure is unknown.
         origin_nm: (x0, y0) of the render grid in the camera field, so ImageJ shows camera coordinates.
         info: run parameters, written as JSON into the ImageJ ``Info`` property.
+        atomic: write to a temporary name and rename on success (:func:`atomic_output`); False
+            writes ``path`` directly, for callers that already hold a temporary name.
     """
     import tifffile
 
@@ -444,6 +446,10 @@ def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channe
         lo, hi = float(np.nanmin(data[:, c])), float(np.nanmax(data[:, c]))
         ranges += [lo, hi if hi > lo else lo + 1.0]
     meta["Ranges"] = tuple(ranges)
+    if not atomic:
+        tifffile.imwrite(path, data, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
+                         metadata=meta)
+        return
     with atomic_output(path, overwrite=overwrite) as tmp:
         tifffile.imwrite(tmp, data, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
                          metadata=meta)
