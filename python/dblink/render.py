@@ -67,6 +67,10 @@ def parse_memory(text: str) -> int:
 
 def format_bytes(n: float) -> str:
     """``123456789`` → ``117.7 MiB``."""
+    try:
+        n = float(n)
+    except OverflowError:
+        return "more than 1e308 B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -93,6 +97,8 @@ class Grid:
         if not (self.width > 0 and self.height > 0):
             raise DBlinkError(f"ROI width and height must be > 0 nm, got {self.width} x {self.height}")
         nx, ny = self.width / self.pixel_size, self.height / self.pixel_size  # floats: never overflow
+        if math.isfinite(nx) and math.isfinite(ny):
+            ny, nx = (float(v) for v in self.shape)
         if not nx * ny <= MAX_PIXELS_PER_FRAME:
             raise DBlinkError(f"render grid of {nx:.4g} x {ny:.4g} pixels is too large: one time "
                               f"point alone would need {format_bytes(4 * nx * ny)} (ROI {self.width:.4g} "
