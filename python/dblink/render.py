@@ -129,7 +129,10 @@ class Grid:
         y0 = math.floor(lo_y / pixel_size) * pixel_size
         x1 = (math.floor(hi_x / pixel_size) + 1) * pixel_size
         y1 = (math.floor(hi_y / pixel_size) + 1) * pixel_size
-        return cls(float(x0), float(y0), float(x1 - x0), float(y1 - y0), float(pixel_size))
+        try:
+            return cls(float(x0), float(y0), float(x1 - x0), float(y1 - y0), float(pixel_size))
+        except DBlinkError as exc:
+            raise DBlinkError(f"{locs.source}: bounding box of the localizations: {exc}") from None
 
     @classmethod
     def parse_roi(cls, text: str, pixel_size: float) -> "Grid":
