@@ -21,8 +21,8 @@ from .io import Localizations
 MAX_PIXELS_PER_FRAME = 64_000_000
 #: localizations processed per pass in :func:`render` (bounds its temporaries to ~70 MB)
 RENDER_CHUNK = 1 << 20
-#: video pixels counted per bincount in :func:`render` (bounds its int64 counts to 128 MiB)
-COUNT_BLOCK = 1 << 24
+#: video pixels counted per bincount in :func:`render` (bounds its int64 counts to 32 MiB)
+COUNT_BLOCK = 1 << 22
 #: share of the available memory a reconstruction may use when no limit is given
 DEFAULT_MEMORY_SHARE = 0.5
 
