@@ -93,3 +93,57 @@ def test_model_file_errors(tmp_path):
 
 def test_compact_is_much_smaller_than_paper():
     assert count_parameters(build_model("compact")) * 5 < count_parameters(build_model("paper"))
+
+
+def test_truncated_model_file(tmp_path, tiny_model_file):
+    data = tiny_model_file.read_bytes()
+    for keep in (len(data) // 2, len(data) - 100, 10):
+        (tmp_path / "cut.pt").write_bytes(data[:keep])
+        with pytest.raises(DBlinkError, match="not a TorchScript model file") as info:
+            load_model(tmp_path / "cut.pt")
+        assert "\n" not in str(info.value) and "cut.pt" in str(info.value)
+
+
+def test_unreadable_metadata(tmp_path):
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2)
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "m.pt"), _extra_files={"dblink.json": "{not json"})
+    with pytest.raises(DBlinkError, match="unreadable dblink metadata"):
+        load_model(tmp_path / "m.pt")
+
+
+def test_a_state_dict_is_not_a_model_file(tmp_path):
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2)
+    torch.save(net.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(DBlinkError, match="not a TorchScript model file"):
+        load_model(tmp_path / "weights.pt")
+
+
+class _Payload:
+    """Any pickled object that is not plain tensors/containers: weights_only=True refuses it."""
+
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path, capfd):
+    from dblink.export import export_checkpoint
+    torch.save({"config": "{}", "best": {}, "evil": _Payload()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(DBlinkError, match="not a dblink training checkpoint"):
+        export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "m.pt")
+    assert "unpickled code ran" not in capfd.readouterr().out
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_every_torch_load_in_the_package_uses_weights_only():
+    import re
+    from pathlib import Path
+    import dblink
+    calls = []
+    for src in Path(dblink.__file__).parent.rglob("*.py"):
+        text = src.read_text()
+        for m in re.finditer(r"torch\.load\(", text):
+            end = text.index(")", m.end())
+            calls.append((src.name, text[m.start():end + 1]))
+    assert calls, "expected torch.load calls (export, train)"
+    for name, call in calls:
+        assert "weights_only=True" in call, f"{name}: {call}"

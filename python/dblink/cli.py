@@ -1,11 +1,14 @@
 """The ``dblink`` command line: a thin shell over the Python API (see DESIGN.md for the contract).
 
-Exit codes: 0 success; 2 usage or input error (one line on stderr); 130 interrupted.
+Exit codes: 0 success; 2 usage or input error (one line on stderr); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM). An interrupted or failed run leaves no partial output file behind.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import signal
 import sys
 
 from . import __version__
@@ -28,6 +31,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that ``finally``/cleanup code (temporary output
+    files) runs as for Ctrl-C. A BaseException, so ``except Exception`` does not swallow it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def _warn_json(msg: str) -> None:
     from .progress import emit
     emit({"event": "warning", "message": msg})
@@ -36,8 +48,10 @@ def _warn_json(msg: str) -> None:
 def _cmd_reconstruct(a: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .io import atomic_output
     from .pipeline import reconstruct_table
     from .progress import emit
+    from .render import parse_memory
 
     out = Path(a.output)
     if out.suffix.lower() not in (".tif", ".tiff"):
@@ -45,13 +59,22 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
     if out.exists() and not a.overwrite:
         raise DBlinkError(f"{out}: already exists (use --overwrite to replace it)")
     kw = {"warn": _warn_json} if a.progress == "json" else {}
-    res = reconstruct_table(a.table, a.model, pixel_size=a.pixel_size,
-                            frames_per_step=a.frames_per_step, roi=a.roi,
-                            camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
-                            device=a.device, batch=a.batch, confidence=not a.no_confidence,
-                            first_frame=a.first_frame, exposure_s=a.exposure,
-                            progress=a.progress, **kw)
-    res.write(out, overwrite=a.overwrite)
+    max_memory = parse_memory(a.max_memory) if a.max_memory is not None else None
+    # the temporary output exists from the start: an unwritable folder fails before the work, and
+    # Ctrl-C, SIGTERM or an error at any point removes it (see atomic_output)
+    with atomic_output(out, overwrite=a.overwrite) as tmp:
+        res = reconstruct_table(a.table, a.model, pixel_size=a.pixel_size,
+                                frames_per_step=a.frames_per_step, roi=a.roi,
+                                camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
+                                device=a.device, batch=a.batch, confidence=not a.no_confidence,
+                                first_frame=a.first_frame, exposure_s=a.exposure,
+                                progress=a.progress, max_memory=max_memory, **kw)
+        try:
+            res.write(tmp, atomic=False)
+        except OSError as exc:
+            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
+                (exc.strerror or str(exc))
+            raise DBlinkError(f"{out}: cannot write the output ({why}); nothing was written") from None
     T, H, W = res.reconstruction.video.shape
     summary = {"event": "done", "output": str(out), "steps": T, "height": H, "width": W,
                "seconds": round(res.reconstruction.seconds, 2), "device": res.reconstruction.device,
@@ -233,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--exposure", type=float, metavar="SEC", help="seconds per raw frame, for the time calibration")
     r.add_argument("--no-confidence", action="store_true", help="skip the confidence channel (faster)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse jobs whose videos would need more memory than this, e.g. 8G or "
+                   "512M (default: half the available memory)")
     r.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
     r.set_defaults(func=_cmd_reconstruct)
 
@@ -321,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (e.g. called from a Java or worker thread)
+        pass
     try:
         return args.func(args)
     except DBlinkError as exc:
@@ -329,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dblink: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("dblink: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ Coordinates are always returned in nm, frames 1-based as ThunderSTORM writes the
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
+import math
 import os
 import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +25,15 @@ from .errors import DBlinkError
 LENGTH_UNITS = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "μm": 1000.0, "micron": 1000.0, "px": None}
 
 _HEADER_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*([^\]]*?)\s*\])?\s*$")
+
+#: delimiters accepted between columns (the one used by the header is taken)
+DELIMITERS = (",", ";", "\t")
+#: bytes of text parsed per block (bounds the reader's working memory beyond the result arrays)
+BLOCK_BYTES = 16 * 2**20
+#: frames above this are refused (float64 holds whole numbers exactly only up to 2**53)
+MAX_FRAME = 2**53
+_MAX_HEADER_BYTES = 2**20
+_USED = ("frame", "x", "y", "uncertainty_xy", "uncertainty")
 
 
 @dataclass
@@ -54,9 +66,15 @@ class Localizations:
         return int(self.frame.min()), int(self.frame.max())
 
 
-def _parse_header(line: str) -> list[tuple[str, str | None]]:
+def _split_fields(line: str, delimiter: str) -> list[str]:
+    """One CSV line split into fields, quotes removed (``"x [nm]"`` → ``x [nm]``)."""
+    return next(csv.reader([line], delimiter=delimiter, quotechar='"', skipinitialspace=True), [])
+
+
+def _parse_header(line: str, delimiter: str = ",") -> list[tuple[str, str | None]]:
+    """Header labels as (lower-case name, unit or None): ``"x [nm]"`` → ``("x", "nm")``."""
     cols = []
-    for raw in line.strip().lstrip("\ufeff").split(","):
+    for raw in _split_fields(line.strip().lstrip("\ufeff"), delimiter):
         label = raw.strip().strip('"').strip("'").strip()
         m = _HEADER_RE.match(label)
         if not m:
@@ -67,83 +85,282 @@ def _parse_header(line: str) -> list[tuple[str, str | None]]:
     return cols
 
 
-def _to_nm(values: np.ndarray, unit: str | None, column: str, camera_pixel: float | None,
-           path: str) -> np.ndarray:
+def _label(col: tuple[str, str | None]) -> str:
+    return f"{col[0]} [{col[1]}]" if col[1] is not None else col[0]
+
+
+def _unit_scale(unit: str | None, column: str, camera_pixel: float | None, path: str) -> float:
+    """nm per unit of a coordinate column (``None``: a plain column, taken as nm)."""
     if unit is None:
-        unit = "nm"  # plain frame,x,y tables are in nm (documented)
+        return 1.0  # plain frame,x,y tables are in nm (documented)
     u = unit.lower().replace("μ", "µ")
     if u not in LENGTH_UNITS:
-        raise DBlinkError(f"{path}: column '{column} [{unit}]' has an unknown unit "
+        raise DBlinkError(f"{path}: line 1: column '{column} [{unit}]' has an unknown unit "
                           f"(expected nm, µm/um or px)")
     scale = LENGTH_UNITS[u]
     if scale is None:  # camera pixels
         if camera_pixel is None:
-            raise DBlinkError(f"{path}: column '{column} [px]' is in camera pixels; "
+            raise DBlinkError(f"{path}: line 1: column '{column} [{unit}]' is in camera pixels; "
                               f"give the camera pixel size with --camera-pixel NM")
-        if not camera_pixel > 0:
-            raise DBlinkError(f"--camera-pixel must be > 0 nm, got {camera_pixel}")
+        if not (camera_pixel > 0 and math.isfinite(camera_pixel)):
+            raise DBlinkError(f"--camera-pixel must be a positive number of nm, got {camera_pixel}")
         scale = float(camera_pixel)
-    return values * scale
+    return scale
 
 
-def read_localizations(path: str | os.PathLike, camera_pixel: float | None = None) -> Localizations:
+def _check_text(path: str, head: bytes) -> None:
+    """Refuse files that are not text tables, with a hint at what they are."""
+    magic = {b"PK\x03\x04": "a zip archive (an Excel .xlsx?); export the table as CSV",
+             b"\x1f\x8b": "gzip-compressed; decompress it first",
+             b"II*\x00": "a TIFF image, not a localization table",
+             b"MM\x00*": "a TIFF image, not a localization table",
+             b"\x89PNG": "a PNG image, not a localization table",
+             b"\x93NUMPY": "a NumPy .npy file, not a CSV table"}
+    for m, what in magic.items():
+        if head.startswith(m):
+            raise DBlinkError(f"{path}: the file is {what}")
+    sample = head[:256]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+            len(sample) >= 8 and (not sample[1::2].strip(b"\x00") or not sample[0::2].strip(b"\x00"))):
+        raise DBlinkError(f"{path}: the file is UTF-16 text; save the table as UTF-8 (or ASCII) CSV")
+    ctrl = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    if b"\x00" in head or ctrl > max(2, len(head) // 100):
+        raise DBlinkError(f"{path}: the file is binary, not a CSV text table")
+
+
+def _choose_delimiter(header: str) -> tuple[str, list[tuple[str, str | None]]]:
+    """The delimiter of the header line and its parsed columns (ambiguity is an error)."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    present = [d for d in DELIMITERS if counts[d]]
+    if not present:
+        return ",", _parse_header(header, ",")
+    parsed = {d: _parse_header(header, d) for d in present}
+    good = [d for d in present if {"frame", "x", "y"} <= {c[0] for c in parsed[d]}]
+    if len(good) == 1:
+        return good[0], parsed[good[0]]
+    best = max(good or present, key=lambda d: counts[d])
+    return best, parsed[best]
+
+
+def _data_lines(block: bytes, first_line: int) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank, non-comment lines of a block (as loadtxt counts rows)."""
+    for i, raw in enumerate(block.decode("latin-1").split("\n")):
+        text = raw.rstrip("\r")
+        s = text.strip()
+        if s and not s.startswith("#"):
+            yield first_line + i, text
+
+
+def _explain_block(path: str, block: bytes, first_line: int, delimiter: str,
+                   usecols: list[int], labels: list[str], n_header: int) -> str | None:
+    """Find the first line of ``block`` that numpy could not parse and say what is wrong with it."""
+    for lineno, text in _data_lines(block, first_line):
+        fields = _split_fields(text, delimiter)
+        for idx, label in zip(usecols, labels):
+            if idx >= len(fields):
+                return (f"{path}: line {lineno}: only {len(fields)} of {n_header} columns, "
+                        f"no value for '{label}' (column {idx + 1})")
+            value = fields[idx].strip()
+            try:
+                float(value)
+            except ValueError:
+                hint = ""
+                if re.fullmatch(r"[-+]?\d+,\d*", value):
+                    hint = " (a decimal comma? write numbers with a decimal point)"
+                shown = value if len(value) <= 40 else value[:37] + "..."
+                return (f"{path}: line {lineno}, column {idx + 1} ('{label}'): "
+                        f"{shown!r} is not a number{hint}")
+    return None
+
+
+def _row_line(block: bytes, first_line: int, row: int) -> tuple[int, str]:
+    """Line number and text of data row ``row`` (0-based) of a block."""
+    for i, (lineno, text) in enumerate(_data_lines(block, first_line)):
+        if i == row:
+            return lineno, text
+    return first_line, ""  # not reached for a row loadtxt returned
+
+
+def read_localizations(path: str | os.PathLike, camera_pixel: float | None = None,
+                       warn: Callable[[str], None] | None = None) -> Localizations:
     """Read a ThunderSTORM CSV export (or a plain ``frame,x,y`` CSV in nm).
 
     Columns are found by header name and unit, in any order; quoted or unquoted labels; the ``id``,
     ``z``, ``sigma``, ``intensity``, ``chi2``, ``detections`` and unknown columns are ignored.
-    ``x [px]`` needs ``camera_pixel`` (nm per camera pixel).
+    ``x [px]`` needs ``camera_pixel`` (nm per camera pixel); ``x [µm]``/``x [um]`` are converted to nm.
+    Accepted without fuss: ``,``, ``;`` or tab delimiters (the header's), CRLF line endings, a UTF-8
+    byte-order mark, a Latin-1 encoded header (``µ`` as byte 0xB5), blank lines. A last line cut
+    short (the file ends without a newline inside a row) is left out with a warning.
+
+    The text is parsed in blocks of :data:`BLOCK_BYTES` into preallocated columns, so the working
+    memory is the result arrays plus one block.
+
+    Args:
+        path: the CSV file.
+        camera_pixel: nm per camera pixel, needed for tables in ``px``.
+        warn: called with a one-line message for things worth knowing (a truncated last line);
+            default: :func:`warnings.warn`.
 
     Raises:
-        DBlinkError: with a one-line message naming the file and what is wrong.
+        DBlinkError: with a one-line message naming the file, the line (and column) and what is wrong.
     """
     path = str(path)
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DBlinkError(f"{path}: no such file")
-    with open(p, "r", encoding="utf-8", errors="replace") as fh:
-        header = fh.readline()
-    if not header.strip():
-        raise DBlinkError(f"{path}: empty file (expected a ThunderSTORM CSV header)")
-    cols = _parse_header(header)
-    names = [c[0] for c in cols]
-    wanted = {}
-    for key in ("frame", "x", "y"):
-        if key not in names:
-            raise DBlinkError(f"{path}: no '{key}' column in the header (found: "
-                              f"{', '.join(n for n in names[:12])})")
-        wanted[key] = names.index(key)
-    unc_idx = None
-    for key in ("uncertainty_xy", "uncertainty"):
-        if key in names:
-            unc_idx = names.index(key)
-            break
-    usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
+    if not p.is_file():
+        raise DBlinkError(f"{path}: not a file")
+    if warn is None:
+        def warn(msg: str) -> None:
+            warnings.warn(msg, UserWarning, stacklevel=3)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
-            data = np.loadtxt(p, delimiter=",", skiprows=1, usecols=usecols, dtype=np.float64,
-                              ndmin=2, encoding="utf-8", quotechar='"')
-    except ValueError as exc:
-        raise DBlinkError(f"{path}: cannot read the numeric columns ({exc})") from None
-    if data.shape[0] == 0:
+        fh = open(p, "rb")
+    except OSError as exc:
+        raise DBlinkError(f"{path}: cannot open ({exc.strerror})") from None
+    with fh:
+        head = fh.read(_MAX_HEADER_BYTES)
+        if head.startswith(b"\xef\xbb\xbf"):
+            head = head[3:]
+            fh.seek(3)
+        else:
+            fh.seek(0)
+        if not head.strip():
+            raise DBlinkError(f"{path}: empty file (expected a ThunderSTORM CSV header)")
+        _check_text(path, head[:8192])
+        nl = head.find(b"\n")
+        if nl < 0 and len(head) == _MAX_HEADER_BYTES:
+            raise DBlinkError(f"{path}: line 1 is longer than {_MAX_HEADER_BYTES // 2**20} MiB; "
+                              f"not a CSV table")
+        header_bytes = head[:nl] if nl >= 0 else head
+        if b"\r" in header_bytes.rstrip(b"\r"):
+            raise DBlinkError(f"{path}: lines end with a bare CR (classic Mac); save the table "
+                              f"with LF or CRLF line endings")
+        try:
+            header = header_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            header = header_bytes.decode("latin-1")  # e.g. 'x [µm]' written by a Latin-1 tool
+        header = header.rstrip("\r\n")
+        if not header.strip():
+            raise DBlinkError(f"{path}: line 1 is empty (expected a ThunderSTORM CSV header)")
+        delimiter, cols = _choose_delimiter(header)
+        names = [c[0] for c in cols]
+        for key in _USED:
+            where = [i for i, n in enumerate(names) if n == key]
+            if len(where) > 1:
+                raise DBlinkError(f"{path}: line 1: {len(where)} columns are named '{key}' "
+                                  f"({', '.join(repr(_label(cols[i])) for i in where)}, columns "
+                                  f"{', '.join(str(i + 1) for i in where)}); keep only one")
+        wanted = {}
+        for key in ("frame", "x", "y"):
+            if key not in names:
+                found = ", ".join(repr(_label(c)) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+                raise DBlinkError(f"{path}: line 1: no '{key}' column in the header (found: {found})")
+            wanted[key] = names.index(key)
+        unc_idx = next((names.index(k) for k in ("uncertainty_xy", "uncertainty") if k in names), None)
+        usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
+        labels = [_label(cols[i]) for i in usecols]
+        sx = _unit_scale(cols[wanted["x"]][1], "x", camera_pixel, path)
+        sy = _unit_scale(cols[wanted["y"]][1], "y", camera_pixel, path)
+        su = _unit_scale(cols[unc_idx][1], names[unc_idx], camera_pixel, path) if unc_idx is not None else 1.0
+
+        # capacity: one row per remaining line (counted in a fast pass over the bytes)
+        start = fh.tell() + (nl + 1 if nl >= 0 else len(head))
+        fh.seek(start)
+        capacity = 1
+        while True:
+            chunk = fh.read(BLOCK_BYTES)
+            if not chunk:
+                break
+            capacity += chunk.count(b"\n")
+        fh.seek(start)
+        frame = np.empty(capacity, dtype=np.int64)
+        x = np.empty(capacity, dtype=np.float64)
+        y = np.empty(capacity, dtype=np.float64)
+        unc = np.empty(capacity, dtype=np.float64) if unc_idx is not None else None
+        n = 0
+        line = 2  # number of the first line of the current block
+        leftover = b""
+        last_fields = len(cols)
+
+        def parse(block: bytes) -> None:
+            nonlocal n, line
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+                    data = np.loadtxt(io.BytesIO(block), delimiter=delimiter, usecols=usecols,
+                                      dtype=np.float64, ndmin=2, encoding="latin-1", quotechar='"')
+            except ValueError as exc:
+                msg = _explain_block(path, block, line, delimiter, usecols, labels, len(cols))
+                last = line + block.count(b"\n") - 1
+                raise DBlinkError(msg or f"{path}: lines {line}-{last}: cannot read the numeric "
+                                  f"columns ({str(exc).splitlines()[0]})") from None
+            m = data.shape[0]
+            f = data[:, 0]
+            bad = ~((f >= 1) & (f <= MAX_FRAME) & (f == np.floor(f)))
+            if bad.any():
+                lineno, text = _row_line(block, line, int(np.flatnonzero(bad)[0]))
+                value = _split_fields(text, delimiter)[usecols[0]].strip()
+                raise DBlinkError(f"{path}: line {lineno}, column {usecols[0] + 1} ('{labels[0]}'): "
+                                  f"frame {value!r} is not a whole number from 1 to 2^53 "
+                                  f"(ThunderSTORM frames are 1-based)")
+            with np.errstate(over="ignore"):
+                xs, ys = data[:, 1] * sx, data[:, 2] * sy
+            bad = ~(np.isfinite(xs) & np.isfinite(ys))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                lineno, text = _row_line(block, line, i)
+                k = 1 if not np.isfinite(xs[i]) else 2
+                value = _split_fields(text, delimiter)[usecols[k]].strip()
+                raise DBlinkError(f"{path}: line {lineno}, column {usecols[k] + 1} ('{labels[k]}'): "
+                                  f"{value!r} is not a finite coordinate")
+            frame[n:n + m] = f
+            x[n:n + m] = xs
+            y[n:n + m] = ys
+            if unc is not None:
+                unc[n:n + m] = data[:, 3] * su
+            n += m
+            line += block.count(b"\n")
+
+        while True:
+            chunk = fh.read(BLOCK_BYTES)
+            if not chunk:
+                break
+            buf = leftover + chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                leftover = buf
+                continue
+            block, leftover = buf[:cut + 1], buf[cut + 1:]
+            tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1:].strip()
+            if tail and not tail.startswith(b"#"):
+                last_fields = len(_split_fields(tail.decode("latin-1"), delimiter))
+            parse(block)
+        if leftover.strip():  # the last line has no newline: complete, or cut short?
+            text = leftover.decode("latin-1").rstrip("\r")
+            fields = _split_fields(text, delimiter)
+            complete = len(fields) >= min(last_fields, len(cols)) and all(
+                i < len(fields) and _is_number(fields[i]) for i in usecols)
+            if complete:
+                parse(leftover + b"\n")
+            else:
+                shown = text if len(text) <= 40 else text[:37] + "..."
+                warn(f"{path}: line {line}: the last line {shown!r} is incomplete (the file looks "
+                     f"truncated); read the {n} complete rows before it")
+    if n == 0:
         raise DBlinkError(f"{path}: the table has a header but no localizations")
-    frame_f = data[:, 0]
-    bad = ~np.isfinite(data[:, :3]).all(axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 2
-        raise DBlinkError(f"{path}: line {row}: frame/x/y is not a finite number")
-    if (frame_f < 1).any() or (frame_f != np.round(frame_f)).any():
-        row = int(np.flatnonzero((frame_f < 1) | (frame_f != np.round(frame_f)))[0]) + 2
-        raise DBlinkError(f"{path}: line {row}: frame must be a whole number >= 1 "
-                          f"(ThunderSTORM frames are 1-based)")
+    if n < capacity:
+        frame, x, y = frame[:n].copy(), x[:n].copy(), y[:n].copy()
+        unc = unc[:n].copy() if unc is not None else None
     units = {"x": cols[wanted["x"]][1] or "nm", "y": cols[wanted["y"]][1] or "nm"}
-    x = _to_nm(data[:, 1], cols[wanted["x"]][1], "x", camera_pixel, path)
-    y = _to_nm(data[:, 2], cols[wanted["y"]][1], "y", camera_pixel, path)
-    unc = None
-    if unc_idx is not None:
-        unc = _to_nm(data[:, 3], cols[unc_idx][1], names[unc_idx], camera_pixel, path)
-    return Localizations(frame=frame_f.astype(np.int64), x=x, y=y, uncertainty=unc,
-                         source=path, units=units)
+    return Localizations(frame=frame, x=x, y=y, uncertainty=unc, source=path, units=units)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def write_localizations(path: str | os.PathLike, locs: Localizations) -> None:
@@ -191,7 +408,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[s
 def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channel_names: list[str],
                      pixel_size_nm: float, frames_per_step: int, exposure_s: float | None = None,
                      origin_nm: tuple[float, float] = (0.0, 0.0), info: dict | None = None,
-                     overwrite: bool = True) -> None:
+                     overwrite: bool = True, atomic: bool = True) -> None:
     """Write an ImageJ hyperstack TIFF (float32, axes TCYX), calibrated.
 
     Args:
@@ -203,6 +420,8 @@ def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channe
             exposure is unknown.
         origin_nm: (x0, y0) of the render grid in the camera field, so ImageJ shows camera coordinates.
         info: run parameters, written as JSON into the ImageJ ``Info`` property.
+        atomic: write to a temporary name and rename on success (:func:`atomic_output`); False
+            writes ``path`` directly, for callers that already hold a temporary name.
     """
     import tifffile
 
@@ -227,6 +446,10 @@ def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channe
         lo, hi = float(np.nanmin(data[:, c])), float(np.nanmax(data[:, c]))
         ranges += [lo, hi if hi > lo else lo + 1.0]
     meta["Ranges"] = tuple(ranges)
+    if not atomic:
+        tifffile.imwrite(path, data, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
+                         metadata=meta)
+        return
     with atomic_output(path, overwrite=overwrite) as tmp:
         tifffile.imwrite(tmp, data, imagej=True, resolution=(1.0 / px_um, 1.0 / px_um),
                          metadata=meta)

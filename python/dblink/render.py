@@ -8,6 +8,8 @@ f0 + k*S ... f0 + (k+1)*S - 1 (frames are 1-based).
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,63 @@ from .io import Localizations
 
 #: refuse render grids larger than this many pixels per frame (a 40 µm field at 10 nm is 1.6e7)
 MAX_PIXELS_PER_FRAME = 64_000_000
+#: localizations processed per pass in :func:`render` (bounds its temporaries to ~70 MB)
+RENDER_CHUNK = 1 << 20
+#: video pixels counted per bincount in :func:`render` (bounds its int64 counts to 32 MiB)
+COUNT_BLOCK = 1 << 22
+#: share of the available memory a reconstruction may use when no limit is given
+DEFAULT_MEMORY_SHARE = 0.5
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
+    ``os.sysconf``), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_max_memory() -> int:
+    """The default ``--max-memory`` in bytes: half the available memory (8 GiB if unknown)."""
+    avail = available_memory()
+    return int(avail * DEFAULT_MEMORY_SHARE) if avail else 8 * 2**30
+
+
+def parse_memory(text: str) -> int:
+    """Parse a memory size: bytes (``1e9``) or with a unit, ``512M``, ``8G``, ``1.5GiB``, ``2TB``.
+
+    K/M/G/T are powers of 1024 (as ``free -h`` shows them), with or without ``i`` and ``B``.
+    """
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise DBlinkError(f"--max-memory must be a size like 8G, 512M or 2.5GiB, got {text!r}")
+    value = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    if not value >= 1:
+        raise DBlinkError(f"--max-memory must be at least 1 byte, got {text!r}")
+    return int(value)
+
+
+def format_bytes(n: float) -> str:
+    """``123456789`` → ``117.7 MiB``."""
+    try:
+        n = float(n)
+    except OverflowError:
+        return "more than 1e308 B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
 
 
 @dataclass(frozen=True)
@@ -32,33 +91,48 @@ class Grid:
     def __post_init__(self) -> None:
         if not (self.pixel_size > 0 and math.isfinite(self.pixel_size)):
             raise DBlinkError(f"pixel size must be a positive number of nm, got {self.pixel_size}")
+        if not all(math.isfinite(v) for v in (self.x0, self.y0, self.width, self.height)):
+            raise DBlinkError(f"ROI values must be finite numbers of nm, got ({self.x0}, {self.y0}, "
+                              f"{self.width}, {self.height})")
         if not (self.width > 0 and self.height > 0):
             raise DBlinkError(f"ROI width and height must be > 0 nm, got {self.width} x {self.height}")
-        if not all(math.isfinite(v) for v in (self.x0, self.y0, self.width, self.height)):
-            raise DBlinkError("ROI values must be finite numbers of nm")
-        if self.shape[0] * self.shape[1] > MAX_PIXELS_PER_FRAME:
-            raise DBlinkError(f"render grid of {self.shape[1]} x {self.shape[0]} pixels is too large "
-                              f"(ROI {self.width:.0f} x {self.height:.0f} nm at {self.pixel_size} nm); "
-                              f"choose a smaller --roi or a larger --pixel-size")
+        nx, ny = self.width / self.pixel_size, self.height / self.pixel_size  # floats: never overflow
+        if math.isfinite(nx) and math.isfinite(ny):
+            ny, nx = (float(v) for v in self.shape)
+        if not nx * ny <= MAX_PIXELS_PER_FRAME:
+            raise DBlinkError(f"render grid of {nx:.4g} x {ny:.4g} pixels is too large: one time "
+                              f"point alone would need {format_bytes(4 * nx * ny)} (ROI {self.width:.4g} "
+                              f"x {self.height:.4g} nm at {self.pixel_size:g} nm, limit "
+                              f"{MAX_PIXELS_PER_FRAME / 1e6:g} Mpx per time point); choose a smaller "
+                              f"--roi or a larger --pixel-size")
 
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) in render pixels."""
-        return (math.ceil(self.height / self.pixel_size - 1e-9),
-                math.ceil(self.width / self.pixel_size - 1e-9))
+        return (max(1, math.ceil(self.height / self.pixel_size - 1e-9)),
+                max(1, math.ceil(self.width / self.pixel_size - 1e-9)))
 
     @classmethod
     def around(cls, locs: Localizations, pixel_size: float) -> "Grid":
-        """The bounding box of the localizations, snapped outward to whole render pixels."""
+        """The bounding box of the localizations (nm), snapped outward to whole render pixels."""
         if len(locs) == 0:
             raise DBlinkError(f"{locs.source}: no localizations to render")
-        if not pixel_size > 0:
+        if not (pixel_size > 0 and math.isfinite(pixel_size)):
             raise DBlinkError(f"pixel size must be a positive number of nm, got {pixel_size}")
-        x0 = math.floor(float(locs.x.min()) / pixel_size) * pixel_size
-        y0 = math.floor(float(locs.y.min()) / pixel_size) * pixel_size
-        x1 = (math.floor(float(locs.x.max()) / pixel_size) + 1) * pixel_size
-        y1 = (math.floor(float(locs.y.max()) / pixel_size) + 1) * pixel_size
-        return cls(x0, y0, x1 - x0, y1 - y0, pixel_size)
+        lo_x, hi_x = float(locs.x.min()), float(locs.x.max())
+        lo_y, hi_y = float(locs.y.min()), float(locs.y.max())
+        span = max(hi_x - lo_x, hi_y - lo_y)
+        if not math.isfinite(span) or not all(math.isfinite(v / pixel_size) for v in (lo_x, hi_x, lo_y, hi_y)):
+            raise DBlinkError(f"{locs.source}: the localizations span {span:.4g} nm, too large to "
+                              f"render at {pixel_size:g} nm; choose a --roi")
+        x0 = math.floor(lo_x / pixel_size) * pixel_size
+        y0 = math.floor(lo_y / pixel_size) * pixel_size
+        x1 = (math.floor(hi_x / pixel_size) + 1) * pixel_size
+        y1 = (math.floor(hi_y / pixel_size) + 1) * pixel_size
+        try:
+            return cls(float(x0), float(y0), float(x1 - x0), float(y1 - y0), float(pixel_size))
+        except DBlinkError as exc:
+            raise DBlinkError(f"{locs.source}: bounding box of the localizations: {exc}") from None
 
     @classmethod
     def parse_roi(cls, text: str, pixel_size: float) -> "Grid":
@@ -85,37 +159,75 @@ class RenderResult:
 
 def n_steps_for(locs: Localizations, frames_per_step: int, first_frame: int = 1) -> int:
     """Number of whole or partial steps from ``first_frame`` to the last frame of the table."""
+    _check_time(frames_per_step, first_frame)
     last = locs.frame_range[1]
     return max(0, (last - first_frame) // frames_per_step + 1)
 
 
+def _check_time(frames_per_step: int, first_frame: int) -> None:
+    if not (isinstance(frames_per_step, (int, np.integer)) and frames_per_step >= 1):
+        raise DBlinkError(f"frames per step must be a whole number >= 1, got {frames_per_step}")
+    if not (isinstance(first_frame, (int, np.integer)) and first_frame >= 1):
+        raise DBlinkError(f"first frame must be a whole number >= 1 (frames are 1-based), "
+                          f"got {first_frame}")
+
+
+def video_bytes(n_steps: int, grid: Grid) -> int:
+    """Bytes of the float32 render video (T × H × W) of ``n_steps`` steps on ``grid``."""
+    H, W = grid.shape
+    return 4 * int(n_steps) * H * W
+
+
 def render(locs: Localizations, grid: Grid, frames_per_step: int, first_frame: int = 1,
-           n_steps: int | None = None) -> RenderResult:
+           n_steps: int | None = None, max_bytes: int | None = None) -> RenderResult:
     """Count localizations per render pixel and per step of ``frames_per_step`` raw frames.
 
     Localizations outside the ROI or before ``first_frame`` / after the last step are dropped
-    and counted in the result.
+    and counted in the result. The video (float32, T × H × W) is refused before it is allocated
+    when it would need more than ``max_bytes`` (default: :func:`default_max_memory`). Working
+    memory beyond the video: 8 bytes per localization plus bounded chunks.
     """
-    if frames_per_step < 1:
-        raise DBlinkError(f"frames per step must be >= 1, got {frames_per_step}")
-    if first_frame < 1:
-        raise DBlinkError(f"first frame must be >= 1 (frames are 1-based), got {first_frame}")
+    _check_time(frames_per_step, first_frame)
     if n_steps is None:
         n_steps = n_steps_for(locs, frames_per_step, first_frame)
+    if n_steps < 0:
+        raise DBlinkError(f"the number of steps must be >= 0, got {n_steps}")
     H, W = grid.shape
-    if n_steps * H * W * 4 > 48 * 2**30:
-        raise DBlinkError(f"the rendered video would need {n_steps * H * W * 4 / 2**30:.1f} GiB "
-                          f"({n_steps} steps of {W} x {H} pixels); use a smaller ROI, a larger "
-                          f"pixel size or more frames per step")
-    c = np.floor((locs.x - grid.x0) / grid.pixel_size)
-    r = np.floor((locs.y - grid.y0) / grid.pixel_size)
-    k = (locs.frame - first_frame) // frames_per_step
-    in_roi = (c >= 0) & (c < W) & (r >= 0) & (r < H)
-    in_time = (locs.frame >= first_frame) & (k < n_steps)
-    keep = in_roi & in_time
-    idx = (k[keep] * H + r[keep].astype(np.int64)) * W + c[keep].astype(np.int64)
-    counts = np.bincount(idx, minlength=n_steps * H * W).astype(np.float32)
-    return RenderResult(video=counts.reshape(n_steps, H, W), grid=grid,
-                        frames_per_step=frames_per_step, first_frame=first_frame,
-                        n_inside=int(keep.sum()), n_outside_roi=int((~in_roi & in_time).sum()),
-                        n_outside_time=int((~in_time).sum()))
+    need = video_bytes(n_steps, grid)
+    limit = default_max_memory() if max_bytes is None else int(max_bytes)
+    if need > limit:
+        raise DBlinkError(f"the rendered video would need {format_bytes(need)} ({n_steps} steps of "
+                          f"{W} x {H} pixels, float32), more than the memory limit "
+                          f"{format_bytes(limit)} (--max-memory); use a smaller --roi, a larger "
+                          f"--pixel-size or more --frames-per-step")
+    n = len(locs)
+    G = n_steps * H * W
+    idx = np.empty(n, dtype=np.int64)
+    m = n_outside_roi = n_outside_time = 0
+    p = grid.pixel_size
+    for s in range(0, n, RENDER_CHUNK):
+        e = min(n, s + RENDER_CHUNK)
+        f = locs.frame[s:e]
+        c = np.floor((locs.x[s:e] - grid.x0) / p)
+        r = np.floor((locs.y[s:e] - grid.y0) / p)
+        k = (f - first_frame) // frames_per_step
+        in_roi = (c >= 0) & (c < W) & (r >= 0) & (r < H)
+        in_time = (f >= first_frame) & (k < n_steps)
+        keep = in_roi & in_time
+        n_outside_roi += int((~in_roi & in_time).sum())
+        n_outside_time += int((~in_time).sum())
+        kept = int(keep.sum())
+        idx[m:m + kept] = (k[keep] * H + r[keep].astype(np.int64)) * W + c[keep].astype(np.int64)
+        m += kept
+    idx = idx[:m]
+    video = np.zeros(G, dtype=np.float32)
+    if G <= COUNT_BLOCK:
+        video[:] = np.bincount(idx, minlength=G)
+    else:  # count a block of pixels at a time: no int64 copy of a large video
+        for a in range(0, G, COUNT_BLOCK):
+            b = min(G, a + COUNT_BLOCK)
+            sel = idx[(idx >= a) & (idx < b)] - a
+            video[a:b] = np.bincount(sel, minlength=b - a)
+    return RenderResult(video=video.reshape(n_steps, H, W), grid=grid,
+                        frames_per_step=int(frames_per_step), first_frame=int(first_frame),
+                        n_inside=m, n_outside_roi=n_outside_roi, n_outside_time=n_outside_time)
