@@ -214,3 +214,34 @@ def test_escape_cancels_cleanly(tmp_path, register):
     assert r["last_error"] == "cancelled" and not r["image"]
     assert r["seconds"] < 30  # it stopped, it did not run to the end (~80 s)
     assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def _fake_python(tmp_path, name, body):
+    script = tmp_path / name
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+def test_version_mismatch_and_a_dying_subprocess_are_reported(data, tmp_path):
+    d, table = data
+    future = _fake_python(tmp_path, "future-python", 'echo "dblink 9.1.0"\n')
+    r = session("error", options=f"table=[{table}] python=[{future}]", headless=True)
+    assert "plugin is 0.1.0 but Python's dblink is 9.1.0" in r["last_error"]
+    dying = _fake_python(tmp_path, "dying-python",
+                         f'case "$*" in *--version*) exec {PY} "$@";; esac\n'
+                         'echo \'{"event": "progress", "step": 1, "total": 9, "eta_s": 3}\'\n'
+                         'kill -9 $$\n')
+    out = tmp_path / "dead.tif"
+    r = session("error", options=f"table=[{table}] python=[{dying}] save=[{out}]", headless=True)
+    assert "stopped unexpectedly (killed by signal 9" in r["last_error"]
+    assert not out.exists()
+
+
+def test_paths_with_quotes_round_trip(data, tmp_path):
+    d, table = data
+    odd = tmp_path / "it's \"quoted\" [x]"
+    odd.mkdir()
+    shutil.copy(table, odd / "locs.csv")
+    r = session("routes", options=f"table=[{odd / 'locs.csv'}] model=filaments", headless=True)
+    assert r["inprocess_error"] == "" and r["subprocess_error"] == "" and r["max_abs_diff"] == 0.0

@@ -308,8 +308,51 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         return cmd;
     }
 
+    /** The version the Python's dblink reports; refuses a different major.minor than the plugin's. */
+    static void checkVersion(String python) throws Exception {
+        Process p;
+        try {
+            p = new ProcessBuilder(python, "-m", "dblink.cli", "--version").redirectErrorStream(true).start();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot start Python '" + python + "' (" + e.getMessage()
+                + "); set it in Plugins>DBlink>DBlink Settings..., with python=[...], or $DBLINK_PYTHON");
+        }
+        p.getOutputStream().close();
+        String out = joined(readAll(p)).trim();
+        int rc = p.waitFor();
+        if (rc != 0 || !out.startsWith("dblink ")) {
+            if (out.contains("No module named"))
+                throw new IllegalStateException("dblink is not installed for Python '" + python
+                    + "'; set the Python of the dblink environment in Plugins>DBlink>DBlink Settings...");
+            throw new IllegalStateException("Python '" + python + "' does not run dblink (" + lastLine(out) + ")");
+        }
+        String version = out.substring("dblink ".length()).trim();
+        if (!majorMinor(version).equals(majorMinor(VERSION)))
+            throw new IllegalStateException("the DBlink plugin is " + VERSION + " but Python's dblink is " + version
+                + "; install the matching plugin (make install-fiji) or dblink version");
+    }
+
+    static String majorMinor(String v) {
+        String[] parts = v.split("\\.");
+        return parts.length >= 2 ? parts[0] + "." + parts[1] : v;
+    }
+
+    static List<String> readAll(Process p) throws IOException {
+        List<String> lines = new ArrayList<String>();
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = r.readLine()) != null) lines.add(line);
+        return lines;
+    }
+
+    static String lastLine(String s) {
+        String[] lines = s.trim().split("\n");
+        return lines.length == 0 ? "" : lines[lines.length - 1].trim();
+    }
+
     ImagePlus subprocess(Map<String, String> o) throws Exception {
         String save = o.get("save");
+        checkVersion(python(o.get("python")));
         File out = save != null ? new File(save) : File.createTempFile("dblink-", ".tif");
         List<String> cmd = command(o, out.getPath());
         final Process p;
@@ -362,6 +405,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
                 }
                 if (msg == null && rc == 1 && joined(errLines).contains("No module named dblink"))
                     msg = "dblink is not installed for Python '" + cmd.get(0) + "'; set the Python of the dblink environment in Plugins>DBlink>DBlink Settings...";
+                if (msg == null && rc > 128)
+                    msg = "dblink stopped unexpectedly (killed by signal " + (rc - 128) + ", e.g. out of memory); nothing was written";
                 if (msg == null) msg = "dblink exited with code " + rc + (errLines.isEmpty() ? "" : ": " + errLines.get(errLines.size() - 1).trim());
             }
             throw new IllegalStateException(msg);
