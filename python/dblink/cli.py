@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on simulated movies",
                        description="Train a DBlink network on movies simulated on the fly.")
     src = t.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=["filaments"], help="a bundled training config")
+    src.add_argument("--preset", choices=["filaments", "mitochondria"], help="a bundled training config")
     src.add_argument("--config", help="a training config (JSON)")
     t.add_argument("-o", "--output", required=True, help="run folder (checkpoint, log, config)")
     t.add_argument("--resume", action="store_true", help="continue the run in the folder")
@@ -264,13 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="simulate a movie: ThunderSTORM-style CSV + ground truth",
                        description="Simulate blinking localizations on moving structures.")
-    s.add_argument("sample", choices=["filaments"])
+    s.add_argument("sample", choices=["filaments", "mitochondria"])
     s.add_argument("-o", "--output", required=True, help="output folder (locs.csv, gt.tif, sim.json)")
     s.add_argument("--size", type=int, default=64, help="field size in render pixels (default 64)")
     s.add_argument("--pixel-size", type=float, default=40.0, metavar="NM", help="render pixel in nm (default 40)")
     s.add_argument("--steps", type=int, default=100, help="time points (default 100)")
     s.add_argument("--frames-per-step", type=int, default=10, help="raw frames per time point (default 10)")
-    s.add_argument("--structures", type=int, default=4, help="filaments in the field (default 4)")
+    s.add_argument("--structures", type=int, default=4, help="filaments or mitochondria in the field (default 4)")
     s.add_argument("--density", type=float, default=0.3, help="localizations per µm² per raw frame (default 0.3)")
     s.add_argument("--jitter", type=float, default=20.0, metavar="NM", help="localization precision (default 20 nm)")
     s.add_argument("--false-fraction", type=float, default=0.05, help="share of false localizations (default 0.05)")
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", default="filaments", help="bundled model name or .pt file")
     src2 = v.add_mutually_exclusive_group()
     src2.add_argument("--data", help="folder of `dblink simulate` outputs")
-    src2.add_argument("--preset", default="filaments", choices=["filaments", "filaments-fast"],
+    src2.add_argument("--preset", default="filaments", choices=["filaments", "filaments-fast", "mitochondria"],
                       help="simulate the held-out evaluation set (default: filaments)")
     v.add_argument("--n", type=int, default=4, help="movies in the preset set (default 4)")
     v.add_argument("--window", type=int)

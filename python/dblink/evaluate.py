@@ -30,6 +30,10 @@ EVAL_SETS = {
     "filaments-fast": SimConfig(sample="filaments", height_px=96, width_px=96, n_steps=120,
                                 n_structures=4, density=0.3, jitter_nm=20.0, false_fraction=0.05,
                                 drift_nm=1500.0, rotation_deg=60.0, deform_nm=150.0),
+    # mitochondria-like: filled tubules and blobs that wander, elongate, split and fuse
+    "mitochondria": SimConfig(sample="mitochondria", height_px=96, width_px=96, n_steps=120,
+                              n_structures=5, density=0.6, jitter_nm=20.0, false_fraction=0.05,
+                              drift_nm=200.0, rotation_deg=15.0, deform_nm=40.0),
 }
 EVAL_SEED = 20260001
 

@@ -28,7 +28,7 @@ from .model import build_model
 from .progress import Progress
 from .simulate import SimConfig, SimRanges, simulate_movie
 
-PRESETS = ("filaments",)
+PRESETS = ("filaments", "mitochondria")
 TRAIN, VALIDATION, EVALUATION = 0, 1, 2  # seed streams
 
 

@@ -15,7 +15,8 @@ from ..io import Localizations
 from ..render import Grid, render
 from .blinking import blink
 from .motion import Motion
-from .structures import filaments
+from .mitochondria import Mitochondria
+from .structures import StaticSites, filaments
 
 
 @dataclass
@@ -82,21 +83,28 @@ def simulate_movie(config: SimConfig, seed: int | np.random.SeedSequence | list 
     rng = np.random.default_rng(seed)
     w, h = config.field_nm
     margin = 1.5 * (config.drift_nm + 200.0)
+    motion = None
     if config.sample == "filaments":
         points = filaments(rng, (w + margin, h + margin), config.n_structures,
                            bend_sd_rad=config.bend_sd_rad)
+        # keep only points that can enter the field (rotation about the centre, drift, bending)
+        reach = math.hypot(w, h) / 2 + config.drift_nm + config.deform_nm + 100.0
+        structure = StaticSites(points[np.hypot(points[:, 0], points[:, 1]) < reach])
+    elif config.sample == "mitochondria":
+        structure = Mitochondria.random(rng, (w, h), config.n_structures, config.n_frames)
     else:
-        from .mitochondria import mitochondria
-        points = mitochondria(rng, (w, h), config.n_structures)
-    # keep only points that can enter the field (rotation about the centre, drift, bending)
-    reach = math.hypot(w, h) / 2 + config.drift_nm + config.deform_nm + 100.0
-    points = points[np.hypot(points[:, 0], points[:, 1]) < reach]
+        raise ValueError(f"unknown sample {config.sample!r} (filaments or mitochondria)")
     motion = Motion.random(rng, config.n_frames, config.drift_nm, config.rotation_deg,
                            config.deform_nm)
+
+    def where(idx: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
+        return motion.apply(structure.sites_at(idx, frames), frames)
+
+    n = structure.n_sites
     # density is per µm² of the field: emitters on structure outside the field are lost, so draw more
-    mid = motion.apply(points, config.n_frames // 2)
-    share = np.mean((np.abs(mid[:, 0]) < w / 2) & (np.abs(mid[:, 1]) < h / 2)) if len(points) else 1.0
-    frames, x, y, unc = blink(rng, points, motion, config.n_frames, (w, h),
+    mid = where(np.arange(n), config.n_frames // 2)
+    share = np.mean((np.abs(mid[:, 0]) < w / 2) & (np.abs(mid[:, 1]) < h / 2)) if n else 1.0
+    frames, x, y, unc = blink(rng, n, where, config.n_frames, (w, h),
                               config.density / max(share, 0.05),
                               config.jitter_nm, config.mean_on_frames,
                               config.false_fraction, config.bleach)
@@ -107,7 +115,7 @@ def simulate_movie(config: SimConfig, seed: int | np.random.SeedSequence | list 
                          units={"x": "nm", "y": "nm"})
     grid = Grid(0.0, 0.0, w, h, config.pixel_size)
     S = config.frames_per_step
-    gt = np.stack([_rasterize(motion.apply(points, k * S + S // 2) + [cx, cy], grid)
+    gt = np.stack([_rasterize(where(np.arange(n), k * S + S // 2) + [cx, cy], grid)
                    for k in range(config.n_steps)])
     return SimResult(locs=locs, gt=gt, grid=grid, config=config,
                      seed=seed if isinstance(seed, int) else 0)

@@ -8,19 +8,21 @@ counts do). False localizations fall uniformly over the field, some as sticky cl
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from .motion import Motion
 
-
-def blink(rng: np.random.Generator, points: np.ndarray, motion: Motion, n_frames: int,
-          field_nm: tuple[float, float], density: float, jitter_nm: float, mean_on_frames: float,
-          false_fraction: float, bleach: float, cluster_fraction: float = 0.02
+def blink(rng: np.random.Generator, n_sites: int, where: Callable[[np.ndarray, np.ndarray], np.ndarray],
+          n_frames: int, field_nm: tuple[float, float], density: float, jitter_nm: float,
+          mean_on_frames: float, false_fraction: float, bleach: float, cluster_fraction: float = 0.02
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate localizations.
 
     Args:
-        points: structure points (N, 2), nm from the field centre, evenly spaced along the structure.
+        n_sites: number of labelling sites, evenly spread over the structure.
+        where: ``where(site_index, frame)`` → positions (N, 2), nm from the field centre, of the
+            sites at those 0-based raw frames (the structure's own motion included).
         density: mean true localizations per µm² of field per raw frame.
         jitter_nm: median localization precision (nm).
         false_fraction: false localizations as a share of all localizations.
@@ -36,7 +38,7 @@ def blink(rng: np.random.Generator, points: np.ndarray, motion: Motion, n_frames
         1.0 + 0.3 * np.sin(2 * np.pi * (t / n_frames * rng.uniform(0.5, 3)) + rng.uniform(0, 6.3)))
     profile = np.clip(profile, 0.05, None)
     mean_locs = density * area_um2 * n_frames
-    if len(points) == 0:
+    if n_sites == 0:
         mean_locs = 0.0
     # only the part of the structure inside the field contributes; scale by that share
     n_events = rng.poisson(mean_locs / max(mean_on_frames, 1.0))
@@ -44,13 +46,13 @@ def blink(rng: np.random.Generator, points: np.ndarray, motion: Motion, n_frames
     dur = rng.geometric(1.0 / max(mean_on_frames, 1.0), size=n_events)
     long = rng.random(n_events) < cluster_fraction
     dur[long] = rng.integers(10, 40, size=int(long.sum()))
-    which = rng.integers(0, max(len(points), 1), size=n_events)
+    which = rng.integers(0, max(n_sites, 1), size=n_events)
     sigma = jitter_nm * rng.lognormal(0.0, 0.3, size=n_events)
     ev = np.repeat(np.arange(n_events), dur)
     frames = birth[ev] + (np.arange(ev.size) - np.repeat(np.cumsum(dur) - dur, dur))
     ok = frames < n_frames
     ev, frames = ev[ok], frames[ok]
-    pos = motion.apply(points[which[ev]], frames) if ev.size else np.zeros((0, 2))
+    pos = where(which[ev], frames) if ev.size else np.zeros((0, 2))
     pos = pos + rng.normal(size=pos.shape) * sigma[ev, None]
     unc = sigma[ev]
     # false localizations: uniform, a quarter of them in sticky clusters

@@ -60,3 +60,18 @@ def filaments(rng: np.random.Generator, field_nm: tuple[float, float], n: int,
         start = rng.uniform([-0.45 * w, -0.45 * h], [0.45 * w, 0.45 * h])
         out.append(filament(rng, start, length, bend_sd_rad=bend_sd_rad))
     return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+class StaticSites:
+    """Labelling sites that keep their place on the structure (filaments): the structure itself
+    moves only through :class:`~dblink.simulate.motion.Motion`."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.points)
+
+    def sites_at(self, idx: np.ndarray, frames: np.ndarray | int) -> np.ndarray:
+        return self.points[idx]
