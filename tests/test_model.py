@@ -147,3 +147,40 @@ def test_every_torch_load_in_the_package_uses_weights_only():
     assert calls, "expected torch.load calls (export, train)"
     for name, call in calls:
         assert "weights_only=True" in call, f"{name}: {call}"
+
+
+def test_import_original_weights(tmp_path):
+    """A synthetic state dict with the original DBlink layout becomes an arch=paper model file
+    whose outputs match a network built from those weights (per-frame normalized, as originally)."""
+    from dblink.cli import main
+    from dblink.engine import infer
+
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for net in ("forward_net", "reverse_net"):
+        for i, cin in enumerate((1 + 4, 4 + 4)):
+            sd[f"{net}.cell_list.{i}.conv.weight"] = torch.randn(16, cin, 5, 5, generator=g) * 0.1
+            sd[f"{net}.cell_list.{i}.conv.bias"] = torch.randn(16, generator=g) * 0.1
+    for j, (cin, cout) in zip((0, 2, 4, 6), ((8, 128), (128, 256), (256, 64), (64, 1))):
+        sd[f"conv_net.{j}.weight"] = torch.randn(cout, cin, 5, 5, generator=g) * 0.02
+        sd[f"conv_net.{j}.bias"] = torch.randn(cout, generator=g) * 0.02
+    torch.save(sd, tmp_path / "LSTM_model")
+    out = tmp_path / "orig.pt"
+    assert main(["import-weights", str(tmp_path / "LSTM_model"), "-o", str(out),
+                 "--pixel-size", "30", "--frames-per-step", "20"]) == 0
+    m = load_model(out)
+    assert m.meta["arch"] == "paper" and m.pixel_size == 30.0 and m.frames_per_step == 20
+    assert m.normalize and m.meta["hparams"]["head"] == [128, 256, 64]
+    ref = build_model("paper")
+    ref.load_state_dict(sd)
+    x = np.random.default_rng(0).poisson(0.05, (7, 12, 12)).astype(np.float32)
+    y = infer(x, m.module, window=2, device="cpu", confidence=False, normalize=True,
+              progress="none").video
+    with torch.no_grad():
+        r = ref(torch.from_numpy(x[1:6])[None])[0, 2]
+    r = (r - r.min()) / (r.max() - r.min())
+    np.testing.assert_allclose(y[3], r.numpy(), atol=1e-5)
+    # a file that is not such a state dict: one clear error
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other")
+    assert main(["import-weights", str(tmp_path / "other"), "-o", str(tmp_path / "x.pt"),
+                 "--pixel-size", "30", "--frames-per-step", "20"]) == 2

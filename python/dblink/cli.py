@@ -217,6 +217,16 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_weights(a: argparse.Namespace) -> int:
+    from .export import import_original, load_model
+
+    path = import_original(a.state_dict, a.output, a.pixel_size, a.frames_per_step, a.window, a.name)
+    m = load_model(path)
+    print(f"wrote {path}: arch=paper {m.meta['hparams']}, {m.pixel_size:g} nm pixels, "
+          f"{m.frames_per_step} frames/step, window ±{m.window}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
@@ -285,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="model file (.pt)")
     e.add_argument("--name", help="model name in the metadata (default: the config's)")
     e.set_defaults(func=_cmd_export)
+
+    iw = sub.add_parser("import-weights", help="convert original DBlink weights into a model file",
+                        description="Convert a state dict saved by the original DBlink code "
+                        "(forward_net/reverse_net/conv_net keys) into an arch=paper model file.")
+    iw.add_argument("state_dict", help="the original weights file (e.g. LSTM_model)")
+    iw.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    iw.add_argument("--pixel-size", type=float, required=True, metavar="NM",
+                    help="render pixel size the weights were trained for (nm)")
+    iw.add_argument("--frames-per-step", type=int, required=True, metavar="S",
+                    help="raw frames per step the weights were trained for")
+    iw.add_argument("--window", type=int, default=25, help="half-width in steps (default 25)")
+    iw.add_argument("--name", help="model name (default: the file name)")
+    iw.set_defaults(func=_cmd_import_weights)
 
     v = sub.add_parser("evaluate", help="quality against simulated ground truth, beside the baseline")
     v.add_argument("--model", default="filaments", help="bundled model name or .pt file")

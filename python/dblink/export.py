@@ -178,3 +178,49 @@ def list_models() -> list[LoadedModel]:
                     seen.add(p.name)
                     out.append(load_model(p))
     return out
+
+
+def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: float,
+                    frames_per_step: int, window: int = 25, name: str | None = None) -> Path:
+    """Convert a state dict saved by the original DBlink code into an ``arch=paper`` model file.
+
+    The original keys are ``forward_net.cell_list.{i}.conv.weight/bias`` (shape [4·hidden,
+    in + hidden, k, k]), the same under ``reverse_net.``, and ``conv_net.{0,2,4,6}.weight/bias``;
+    the hyper-parameters are read from the shapes. The original network fed raw localization counts
+    per step and normalized each output frame to [0, 1]: the model file says so (``output:
+    unbounded``), and dblink normalizes each frame the same way.
+    """
+    src = Path(state_path)
+    if not src.is_file():
+        raise DBlinkError(f"{src}: no such file")
+    try:
+        sd = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise DBlinkError(f"{src}: not a plain PyTorch state dict ({str(exc).splitlines()[0][:120]}); "
+                          f"re-save it with torch.save(model.state_dict(), path)") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    cells = sorted(int(k.split(".")[2]) for k in sd
+                   if k.startswith("forward_net.cell_list.") and k.endswith(".conv.weight"))
+    head = sorted(int(k.split(".")[1]) for k in sd if k.startswith("conv_net.") and k.endswith(".weight"))
+    if not cells or not head:
+        raise DBlinkError(f"{src}: not an original DBlink state dict (no forward_net.cell_list.* "
+                          f"or conv_net.* weights)")
+    w0 = sd["forward_net.cell_list.0.conv.weight"]
+    hidden, kernel = w0.shape[0] // 4, w0.shape[-1]
+    head_ch = [sd[f"conv_net.{i}.weight"].shape[0] for i in head[:-1]]
+    head_k = sd[f"conv_net.{head[0]}.weight"].shape[-1]
+    hp = dict(hidden=hidden, layers=len(cells), kernel=kernel, head=head_ch, head_kernel=head_k,
+              log_input=False, out_activation="none")
+    net = build_model("paper", **hp)
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise DBlinkError(f"{src}: weights do not fit the paper architecture "
+                          f"({str(exc).splitlines()[0][:160]})") from None
+    meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp,
+            "pixel_size_nm": float(pixel_size_nm), "frames_per_step": int(frames_per_step),
+            "window": int(window), "output": "unbounded",
+            "imported_from": {"file": src.name, "note": "original DBlink weights (Saguy et al.)"}}
+    return save_model(net, out, meta)
