@@ -245,3 +245,19 @@ def test_paths_with_quotes_round_trip(data, tmp_path):
     shutil.copy(table, odd / "locs.csv")
     r = session("routes", options=f"table=[{odd / 'locs.csv'}] model=filaments", headless=True)
     assert r["inprocess_error"] == "" and r["subprocess_error"] == "" and r["max_abs_diff"] == 0.0
+
+
+@pytest.mark.parametrize("empty", ["[]", ""])
+def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
+    """The line the dialog records (every field, zeros and empty strings included, as in the
+    README) replays in headless ImageJ and gives the CLI's result."""
+    d, table = data
+    out = tmp_path / "replayed.tif"
+    recorded = (f"table=[{table}] model=filaments pixel_size=0 frames_per_step=0 window=0 stride=1 "
+                f"roi={empty} camera_pixel=0 device=auto exposure=0 save=[{out}] python=[{PY}]")
+    mfile = tmp_path / "r.ijm"
+    mfile.write_text(f'print(call("dblink.DBlink_Reconstruct.macro", "{recorded}"));')
+    r = subprocess.run(["java", "-Djava.awt.headless=true", "-cp", f"{IJ_JAR}:{jar}", "ij.ImageJ",
+                        "-batch", str(mfile)], capture_output=True, text=True, timeout=180)
+    assert r.stdout.strip().splitlines()[-1] == "ok", r.stdout + r.stderr
+    np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))

@@ -93,6 +93,11 @@ def start_fiji(fiji_dir: str | Path, headless: bool = False):
     except ImportError:
         raise DBlinkError("PyImageJ is not installed: pip install 'dblink[fiji]' or use the conda "
                           "environment (environment.yml)") from None
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and (Path(java_home) / "bin" / "java").exists()):
+        # never let scyjava fetch a JDK from the internet: say what to install instead
+        raise DBlinkError("no Java found (java on the PATH or $JAVA_HOME): install a JDK, e.g. "
+                          "conda install -c conda-forge openjdk=11, or use environment.yml")
     ij_jars = sorted((fiji_dir / "jars").glob("ij-*.jar"))
     jar = plugin_jar(ij_jars[0] if ij_jars else None)
     scyjava.config.add_classpath(str(jar))
