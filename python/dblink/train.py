@@ -11,8 +11,10 @@ plain state dict loadable with ``weights_only=True``) and ``log.csv``.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import time
 from dataclasses import fields
 from importlib import resources
@@ -124,13 +126,59 @@ def validate(model: torch.nn.Module, clips: list, device: torch.device, loss_cfg
     return m
 
 
+class _Distributed:
+    """torchrun/DDP context from the environment (WORLD_SIZE, RANK, LOCAL_RANK); a no-op alone."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, dev: torch.device) -> None:
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+
+    def broadcast(self, values: list[float]) -> list[float]:
+        """Rank 0's values, on every rank."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.broadcast(t, src=0)
+        return t.tolist()
+
+
+class _Shard(Dataset):
+    """This rank's share of every global batch: the global batch of step s holds samples
+    ``start + s·B … start + s·B + B − 1``; rank r of W takes the r-th B/W of them, so a run on W
+    processes sees exactly the data of a run on one."""
+
+    def __init__(self, data: SimulatedClips, rank: int, world: int, per_rank: int) -> None:
+        self.data, self.rank, self.world, self.per_rank = data, rank, world, per_rank
+
+    def __len__(self) -> int:
+        return len(self.data) // self.world
+
+    def __getitem__(self, k: int):
+        step, j = divmod(k, self.per_rank)
+        return self.data[step * self.per_rank * self.world + self.rank * self.per_rank + j]
+
+
 def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "auto",
           progress: str = "bar") -> dict:
-    """Train (or resume) a model; returns the best validation metrics."""
+    """Train (or resume) a model; returns the best validation metrics.
+
+    Runs unchanged under ``torchrun --nproc_per_node N`` (DDP; NCCL on GPUs, gloo on CPUs): the
+    global batch ``cfg["batch"]`` is split over the processes, gradients are averaged, and rank 0
+    validates, logs and writes the checkpoint.
+    """
     from .engine import pick_device
 
+    ddp = _Distributed()
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "checkpoint.pt"
     if resume:
         if not ckpt_path.is_file():
@@ -139,25 +187,40 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
         cfg = json.loads(ckpt["config"])
     elif ckpt_path.exists():
         raise DBlinkError(f"{run}: already holds a run (use --resume, or another folder)")
-    (run / "config.json").write_text(json.dumps(cfg, indent=2))
+    if cfg["batch"] % ddp.world:
+        raise DBlinkError(f"batch {cfg['batch']} is not divisible by {ddp.world} processes")
     dev = pick_device(device)
+    if dev.type == "cuda" and ddp.world > 1:
+        dev = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(dev)
+    ddp.start(dev)
+    if ddp.main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(cfg, indent=2))
     torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["arch"], **cfg.get("hparams", {})).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
+    net = build_model(cfg["arch"], **cfg.get("hparams", {})).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
     step, best, best_state = 0, {"f1": -1.0}, None
     elapsed0 = 0.0
     if resume:
-        model.load_state_dict(ckpt["model"])
+        net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         step, best, best_state = int(ckpt["step"]), dict(ckpt["best_metrics"]), ckpt["best"]
         elapsed0 = float(ckpt["elapsed_s"])
+    model = net
+    if ddp.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[dev.index] if dev.type == "cuda" else None)
     loss_cfg = dict(cfg["loss"])
-    val_clips = [SimulatedClips(cfg, VALIDATION, 0, cfg["n_val"])[i] for i in range(cfg["n_val"])]
+    val_clips = ([SimulatedClips(cfg, VALIDATION, 0, cfg["n_val"])[i] for i in range(cfg["n_val"])]
+                 if ddp.main else [])
     n_total = int(cfg["steps"])
-    data = SimulatedClips(cfg, TRAIN, step * cfg["batch"], (n_total - step) * cfg["batch"])
-    loader = DataLoader(data, batch_size=cfg["batch"], shuffle=False,
+    per_rank = cfg["batch"] // ddp.world
+    data = _Shard(SimulatedClips(cfg, TRAIN, step * cfg["batch"], (n_total - step) * cfg["batch"]),
+                  ddp.rank, ddp.world, per_rank)
+    loader = DataLoader(data, batch_size=per_rank, shuffle=False,
                         num_workers=int(cfg.get("num_workers", 0)),
                         persistent_workers=bool(cfg.get("num_workers", 0)),
                         pin_memory=dev.type == "cuda")
@@ -169,17 +232,21 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
     model.train()
 
     def save() -> None:
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+        if not ddp.main:
+            return
+        state = {"model": net.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "step": step, "config": json.dumps(cfg),
-                 "best": best_state if best_state is not None else model.state_dict(),
+                 "best": best_state if best_state is not None else net.state_dict(),
                  "best_metrics": best, "elapsed_s": elapsed0 + time.perf_counter() - t0}
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(ckpt_path)
 
-    with open(log_path, "a", newline="") as logf, Progress(n_total, progress, "train", "it") as bar:
-        log = csv.writer(logf)
-        if new_log:
+    with contextlib.ExitStack() as stack:
+        logf = stack.enter_context(open(log_path, "a", newline="")) if ddp.main else None
+        bar = stack.enter_context(Progress(n_total, progress if ddp.main else "none", "train", "it"))
+        log = csv.writer(logf) if logf else None
+        if log and new_log:
             log.writerow(["step", "elapsed_s", "lr", "loss", "mse", "val_loss", "val_f1",
                           "val_fidelity", "val_hallucination"])
         bar.update(step)
@@ -191,28 +258,32 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
             loss, parts = loss_terms(logits, g, **loss_cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             step += 1
             running.append((float(loss.detach()), parts["mse"]))
             bar.update(1)
-            out_of_time = budget_s > 0 and time.perf_counter() - t0 > budget_s
+            out_of_time = ddp.broadcast([float(budget_s > 0 and time.perf_counter() - t0 > budget_s)])[0] > 0
             if step % cfg["val_every"] == 0 or step == n_total or out_of_time:
-                m = validate(model, val_clips, dev, loss_cfg)
-                sched.step(m["loss"])
-                if m["f1"] > best["f1"]:
-                    best = {k: float(v) for k, v in m.items()}
-                    best["step"] = step
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                tl = np.mean(running, axis=0) if running else (float("nan"), float("nan"))
+                m = validate(net, val_clips, dev, loss_cfg) if ddp.main else {"loss": 0.0}
+                val_loss = ddp.broadcast([m["loss"]])[0]
+                sched.step(val_loss)
+                if ddp.main:
+                    if m["f1"] > best["f1"]:
+                        best = {k: float(v) for k, v in m.items()}
+                        best["step"] = step
+                        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+                    tl = np.mean(running, axis=0) if running else (float("nan"), float("nan"))
+                    log.writerow([step, round(elapsed0 + time.perf_counter() - t0, 1),
+                                  opt.param_groups[0]["lr"], round(tl[0], 6), round(tl[1], 6),
+                                  round(m["loss"], 6), round(m["f1"], 4), round(m["fidelity"], 4),
+                                  round(m["hallucination"], 5)])
+                    logf.flush()
                 running = []
-                log.writerow([step, round(elapsed0 + time.perf_counter() - t0, 1),
-                              opt.param_groups[0]["lr"], round(tl[0], 6), round(tl[1], 6),
-                              round(m["loss"], 6), round(m["f1"], 4), round(m["fidelity"], 4),
-                              round(m["hallucination"], 5)])
-                logf.flush()
                 save()
             if out_of_time:
                 break
     save()
+    if ddp.world > 1:
+        torch.distributed.barrier()
     return best
