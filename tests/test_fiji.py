@@ -261,3 +261,15 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
                         "-batch", str(mfile)], capture_output=True, text=True, timeout=180)
     assert r.stdout.strip().splitlines()[-1] == "ok", r.stdout + r.stderr
     np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
+
+
+@needs_xvfb
+def test_dblink_fiji_shows_imagej_with_the_runtime():
+    p = subprocess.Popen(["xvfb-run", "-a", PY, "-m", "dblink.cli", "fiji", "--ij-jar", str(IJ_JAR)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    assert line.startswith("ImageJ started in") and "in-process" in line
