@@ -265,11 +265,15 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
 
 @needs_xvfb
 def test_dblink_fiji_shows_imagej_with_the_runtime():
+    import os
+    import signal
+
     p = subprocess.Popen(["xvfb-run", "-a", PY, "-m", "dblink.cli", "fiji", "--ij-jar", str(IJ_JAR)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
     try:
         line = p.stdout.readline()
     finally:
-        p.terminate()
+        os.killpg(p.pid, signal.SIGTERM)  # xvfb-run, Xvfb and ImageJ together
         p.wait(timeout=30)
     assert line.startswith("ImageJ started in") and "in-process" in line
