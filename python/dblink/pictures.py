@@ -81,7 +81,7 @@ def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int =
     bar = (time_colors(rgb.shape[1])[None, :, :] * 255).astype(np.uint8).repeat(8, axis=0)
     img = Image.fromarray(np.concatenate([rgb, np.full((4, rgb.shape[1], 3), 255, np.uint8), bar]))
     draw = ImageDraw.Draw(img)
-    draw.text((2, 2), f"t = 1 … {video.shape[0]} (red → blue)", fill=(255, 255, 255))
+    draw.text((2, 2), f"t = 1 ... {video.shape[0]} (red -> blue)", fill=(255, 255, 255))
     png = prefix.parent / f"{prefix.name}_timecolor.png"
     img.save(png)
     gif = animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)
