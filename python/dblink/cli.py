@@ -109,6 +109,17 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from .export import export_checkpoint, load_model
 
+    if a.bioimageio:
+        from .bioimage import build_package
+
+        if a.checkpoint or a.output:
+            raise DBlinkError("--bioimageio packages a model file (--model NAME|PATH); export a "
+                              "checkpoint with 'dblink export CHECKPOINT -o MODEL.pt' first")
+        out = build_package(a.model, a.bioimageio)
+        print(f"wrote {out}: bioimage.io model package (RDF 0.5) of model {a.model}", file=sys.stderr)
+        return 0
+    if not a.checkpoint or not a.output:
+        raise DBlinkError("export needs CHECKPOINT -o MODEL.pt, or --bioimageio OUT.zip [--model NAME|PATH]")
     path = export_checkpoint(a.checkpoint, a.output, name=a.name)
     m = load_model(path)
     print(f"wrote {path}: {m.meta['arch']} ({m.meta['parameters']} parameters), "
@@ -356,9 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_simulate)
 
-    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file")
-    e.add_argument("checkpoint", help="RUN_DIR/checkpoint.pt")
-    e.add_argument("-o", "--output", required=True, help="model file (.pt)")
+    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file, "
+                       "or a model as a bioimage.io package",
+                       description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
+                       "metadata. dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io "
+                       "model package (RDF 0.5; needs the 'bioimageio' extra).")
+    e.add_argument("checkpoint", nargs="?", help="RUN_DIR/checkpoint.pt")
+    e.add_argument("-o", "--output", help="model file (.pt)")
+    e.add_argument("--bioimageio", metavar="OUT.zip", help="write a bioimage.io model package instead")
+    e.add_argument("--model", default="filaments",
+                   help="model packaged by --bioimageio: bundled name or .pt file (default: filaments)")
     e.add_argument("--name", help="model name in the metadata (default: the config's)")
     e.set_defaults(func=_cmd_export)
 
