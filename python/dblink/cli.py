@@ -109,6 +109,17 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from .export import export_checkpoint, load_model
 
+    if a.bioimageio:
+        from .bioimage import build_package
+
+        if a.checkpoint or a.output:
+            raise DBlinkError("--bioimageio packages a model file (--model NAME|PATH); export a "
+                              "checkpoint with 'dblink export CHECKPOINT -o MODEL.pt' first")
+        out = build_package(a.model, a.bioimageio)
+        print(f"wrote {out}: bioimage.io model package (RDF 0.5) of model {a.model}", file=sys.stderr)
+        return 0
+    if not a.checkpoint or not a.output:
+        raise DBlinkError("export needs CHECKPOINT -o MODEL.pt, or --bioimageio OUT.zip [--model NAME|PATH]")
     path = export_checkpoint(a.checkpoint, a.output, name=a.name)
     m = load_model(path)
     print(f"wrote {path}: {m.meta['arch']} ({m.meta['parameters']} parameters), "
@@ -227,6 +238,82 @@ def _cmd_import_weights(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_frames(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return (None, None)
+    try:
+        a, b = text.split("-", 1)
+        first, last = (int(a) if a.strip() else None), (int(b) if b.strip() else None)
+    except ValueError:
+        raise DBlinkError(f"--frames must be FIRST-LAST raw frames (1-based), got '{text}'") from None
+    if (first is not None and first < 1) or (first is not None and last is not None and last < first):
+        raise DBlinkError(f"--frames must be FIRST-LAST with 1 <= FIRST <= LAST, got '{text}'")
+    return first, last
+
+
+def _cmd_resolution(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import resolution as R
+
+    if (a.table is None) == (a.image is None):
+        raise DBlinkError("give either a localization table (FRC) or --image TIF (decorrelation), not both")
+    if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
+        raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
+    src = Path(a.table or a.image)
+    if not src.is_file():
+        raise DBlinkError(f"{src}: no such file")
+    prefix = Path(a.output) if a.output else src.with_suffix("")
+    if a.table is not None:
+        from .io import read_localizations
+        from .render import Grid
+
+        if a.frame is not None or a.channel != 1:
+            raise DBlinkError("--frame and --channel apply to --image only")
+        px = a.pixel_size if a.pixel_size is not None else R.FRC_PIXEL_NM
+        locs = read_localizations(src, camera_pixel=a.camera_pixel)
+        grid = Grid.parse_roi(a.roi, px) if a.roi else None
+        res = R.frc_localizations(locs, px, grid, a.block_frames, _parse_frames(a.frames))
+        png = R.plot_frc(res, prefix.parent / f"{prefix.name}_frc.png")
+        print(f"wrote {png}", file=sys.stderr)
+        if res.resolution_nm is None:
+            raise DBlinkError(f"{src}: no FRC resolution: {res.note}")
+        i = res.info
+        print(f"FRC resolution: {res.resolution_nm:.1f} nm (threshold 1/7; {px:g} nm pixels, "
+              f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
+              f"of {i['block_frames']} frames, frames {i['frames'][0]}-{i['frames'][1]})")
+        return 0
+    from .io import read_hyperstack
+
+    for name in ("roi", "camera_pixel", "frames", "block_frames"):
+        if getattr(a, name) is not None:
+            raise DBlinkError(f"--{name.replace('_', '-')} applies to a localization table, not --image")
+    try:
+        data, meta = read_hyperstack(src)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
+    T, C = data.shape[:2]
+    k = a.frame if a.frame is not None else T // 2 + 1
+    if not 1 <= k <= T:
+        raise DBlinkError(f"--frame must be between 1 and {T} (time points of {src.name}), got {k}")
+    if not 1 <= a.channel <= C:
+        raise DBlinkError(f"--channel must be between 1 and {C}, got {a.channel}")
+    if a.pixel_size is not None:
+        px = a.pixel_size
+    elif str(meta.get("unit", "")).lower() in ("micron", "µm", "um"):
+        px = float(meta["pixel_size_um"]) * 1000.0
+    else:
+        raise DBlinkError(f"{src}: no pixel calibration in microns; give --pixel-size NM")
+    res = R.decorrelation(data[k - 1, a.channel - 1], px)
+    png = R.plot_decorrelation(res, prefix.parent / f"{prefix.name}_decorrelation.png")
+    print(f"wrote {png}", file=sys.stderr)
+    if res.resolution_nm is None:
+        raise DBlinkError(f"{src}: time point {k}: {res.note}")
+    print(f"decorrelation resolution: {res.resolution_nm:.1f} nm (k_c = {res.k_c:.3f} of Nyquist; "
+          f"{px:g} nm pixels, time point {k} of {T}, channel {a.channel})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
@@ -290,9 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_simulate)
 
-    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file")
-    e.add_argument("checkpoint", help="RUN_DIR/checkpoint.pt")
-    e.add_argument("-o", "--output", required=True, help="model file (.pt)")
+    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file, "
+                       "or a model as a bioimage.io package",
+                       description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
+                       "metadata. dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io "
+                       "model package (RDF 0.5; needs the 'bioimageio' extra).")
+    e.add_argument("checkpoint", nargs="?", help="RUN_DIR/checkpoint.pt")
+    e.add_argument("-o", "--output", help="model file (.pt)")
+    e.add_argument("--bioimageio", metavar="OUT.zip", help="write a bioimage.io model package instead")
+    e.add_argument("--model", default="filaments",
+                   help="model packaged by --bioimageio: bundled name or .pt file (default: filaments)")
     e.add_argument("--name", help="model name in the metadata (default: the config's)")
     e.set_defaults(func=_cmd_export)
 
@@ -361,6 +455,27 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("hyperstack", help="a TIFF written by dblink reconstruct")
     pv.add_argument("-o", "--output", help="output prefix (default: next to the TIFF)")
     pv.set_defaults(func=_cmd_preview)
+
+    rs = sub.add_parser("resolution", help="FRC resolution of localizations, or decorrelation "
+                        "resolution of a reconstructed frame",
+                        description="FRC (Fourier ring correlation, threshold 1/7) between two halves "
+                        "of a localization table split into alternating blocks of raw frames, or "
+                        "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
+                        "Prints the resolution in nm and writes a PNG plot.")
+    rs.add_argument("table", nargs="?", help="ThunderSTORM CSV (for FRC)")
+    rs.add_argument("--image", metavar="TIF", help="a hyperstack written by dblink reconstruct (decorrelation)")
+    rs.add_argument("--frame", type=int, metavar="K", help="time point of --image, 1-based (default: the middle)")
+    rs.add_argument("--channel", type=int, default=1, metavar="C", help="channel of --image (default 1)")
+    rs.add_argument("--pixel-size", type=float, metavar="NM",
+                    help="FRC render pixel (default 10 nm); for --image: overrides the calibration")
+    rs.add_argument("--roi", metavar="X0,Y0,W,H", help="region in nm (default: the data's bounding box)")
+    rs.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm (for px tables)")
+    rs.add_argument("--frames", metavar="FIRST-LAST", help="raw frames summed (1-based, inclusive; default all)")
+    rs.add_argument("--block-frames", type=int, metavar="N",
+                    help="raw frames per block of the split (default: the range cut into 20 blocks)")
+    rs.add_argument("-o", "--output", metavar="PREFIX",
+                    help="plot prefix: PREFIX_frc.png / PREFIX_decorrelation.png (default: next to the input)")
+    rs.set_defaults(func=_cmd_resolution)
 
     m = sub.add_parser("models", help="list the bundled models")
     m.set_defaults(func=_cmd_models)

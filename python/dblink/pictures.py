@@ -86,3 +86,60 @@ def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int =
     img.save(png)
     gif = animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)
     return [png, gif]
+
+
+def line_plot(path: str | Path, series: list, hlines: list | None = None, vlines: list | None = None,
+              points: list | None = None, xlabel: str = "", ylabel: str = "", title: str = "",
+              xlim: tuple | None = None, ylim: tuple | None = None, size: tuple = (640, 420)) -> Path:
+    """A simple line plot as PNG (Pillow only).
+
+    Args:
+        series: (x, y, rgb) curves.
+        hlines: (y, label) dashed horizontal lines (e.g. a threshold); vlines: x positions (dotted).
+        points: (x, y) markers.
+        xlim, ylim: axis ranges (default: the data's).
+    """
+    W, H = size
+    left, right, top, bottom = 60, 20, 30, 45
+    xs = np.concatenate([np.asarray(s[0], float) for s in series])
+    ys = np.concatenate([np.asarray(s[1], float) for s in series])
+    x0, x1 = xlim or (float(np.nanmin(xs)), float(np.nanmax(xs)))
+    y0, y1 = ylim or (float(np.nanmin(ys)), float(np.nanmax(ys)))
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (W - left - right),
+                H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
+
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.rectangle([left, top, W - right, H - bottom], outline=(0, 0, 0))
+    for i in range(6):  # ticks and tick labels
+        xv, yv = x0 + i * (x1 - x0) / 5, y0 + i * (y1 - y0) / 5
+        (tx, _), (_, ty) = px(xv, y0), px(x0, yv)
+        d.line([tx, H - bottom, tx, H - bottom + 4], fill=(0, 0, 0))
+        d.text((tx - 12, H - bottom + 6), f"{xv:.3g}", fill=(0, 0, 0))
+        d.line([left - 4, ty, left, ty], fill=(0, 0, 0))
+        d.text((4, ty - 6), f"{yv:.3g}", fill=(0, 0, 0))
+    d.text((left + (W - left - right) // 2 - 3 * len(xlabel), H - 16), xlabel, fill=(0, 0, 0))
+    d.text((4, 4), ylabel, fill=(0, 0, 0))
+    d.text((left + 40, 8), title, fill=(0, 0, 0))
+    for y, label in hlines or []:
+        (_, ty) = px(x0, y)
+        for xa in range(left, W - right, 8):
+            d.line([xa, ty, min(xa + 4, W - right), ty], fill=(200, 0, 0))
+        d.text((W - right - 30, ty - 13), label, fill=(200, 0, 0))
+    for x in vlines or []:
+        (tx, _) = px(x, y0)
+        for ya in range(top, H - bottom, 6):
+            d.point([(tx, ya), (tx, ya + 1)], fill=(0, 0, 200))
+    for x, y, rgb in series:
+        pts = [px(a, b) for a, b in zip(np.asarray(x, float), np.asarray(y, float)) if np.isfinite(b)]
+        pts = [(a, min(max(b, top), H - bottom)) for a, b in pts if left <= a <= W - right]
+        if len(pts) > 1:
+            d.line(pts, fill=tuple(rgb), width=2 if rgb == (0, 0, 0) else 1)
+    for x, y in points or []:
+        a, b = px(x, y)
+        d.ellipse([a - 3, b - 3, a + 3, b + 3], outline=(0, 0, 0))
+    img.save(path)
+    return Path(path)
