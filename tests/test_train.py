@@ -55,6 +55,7 @@ def test_run_resume_and_export(tmp_path):
     assert best["step"] in (2, 4) and 0 <= best["f1"] <= 1
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and len(log) == 3
+    assert (run / "curves.png").stat().st_size > 0
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 4
     # resume of a finished run changes nothing; a longer run continues from step 4

@@ -126,6 +126,26 @@ def validate(model: torch.nn.Module, clips: list, device: torch.device, loss_cfg
     return m
 
 
+def plot_log(run_dir: str | Path) -> Path | None:
+    """Plot a run's ``log.csv`` as ``curves.png``: training loss, validation loss and F1 per step."""
+    from .pictures import line_plot
+
+    log = Path(run_dir) / "log.csv"
+    rows = list(csv.DictReader(log.open())) if log.is_file() else []
+    if not rows:
+        return None
+    step = [float(r["step"]) for r in rows]
+    col = {k: [float(r[k]) for r in rows] for k in ("loss", "val_loss", "val_f1")}
+    top = max(max(col["loss"]), max(col["val_loss"]), 1.0)
+    return line_plot(Path(run_dir) / "curves.png",
+                     [(step, col["loss"], (31, 119, 180)), (step, col["val_loss"], (255, 127, 14)),
+                      (step, col["val_f1"], (44, 160, 44))],
+                     xlabel="iteration",
+                     title=f"train loss (blue), val loss (orange), val F1 (green); "
+                           f"best F1 {max(col['val_f1']):.3f}",
+                     ylim=(0.0, top))
+
+
 class _Distributed:
     """torchrun/DDP context from the environment (WORLD_SIZE, RANK, LOCAL_RANK); a no-op alone."""
 
@@ -279,6 +299,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
                                   round(m["loss"], 6), round(m["f1"], 4), round(m["fidelity"], 4),
                                   round(m["hallucination"], 5)])
                     logf.flush()
+                    plot_log(run)
                 running = []
                 save()
             if out_of_time:
