@@ -85,8 +85,10 @@ def test_evaluate_prints_model_and_baseline(tmp_path, tiny_model_file):
     assert main(["simulate", "filaments", "-o", str(tmp_path / "d" / "a"), "--size", "24",
                  "--steps", "8"]) == 0
     res = run("evaluate", "--model", tiny_model_file, "--data", tmp_path / "d", "--json",
-              tmp_path / "e.json")
+              tmp_path / "e.json", "--pictures", tmp_path / "pics")
     assert res.returncode == 0, res.stderr
     assert "model" in res.stdout and "baseline" in res.stdout and "hallucination" in res.stdout
+    assert (tmp_path / "pics" / "a_panel.png").stat().st_size > 0
+    assert (tmp_path / "pics" / "a_movie.gif").stat().st_size > 0
     js = json.loads((tmp_path / "e.json").read_text())
     assert 0 <= js["summary"]["baseline"]["f1"] <= 1

@@ -145,9 +145,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="dblink-eval-")
         folders = make_eval_set(a.preset, tmp.name, a.n)
     rows = []
-    for f in folders:
+    for i, f in enumerate(folders):
         r = evaluate_folder(f, model, window=a.window, stride=a.stride, device=a.device,
-                            batch=a.batch)
+                            batch=a.batch, pictures=a.pictures if i == 0 else None)
         rows.append(r)
         print(f"{f.name}: model F1 {r['model']['f1']:.3f}, baseline F1 {r['baseline']['f1']:.3f}, "
               f"{r['seconds'] / r['steps']:.3f} s per output frame", file=sys.stderr)
@@ -158,6 +158,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     print(format_table(summary))
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "movies": rows}, indent=1))
+    if a.pictures:
+        print(f"pictures of {folders[0].name}: {Path(a.pictures) / (folders[0].name + '_panel.png')}, "
+              f"{Path(a.pictures) / (folders[0].name + '_movie.gif')}", file=sys.stderr)
     if tmp is not None:
         tmp.cleanup()
     return 0
@@ -415,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto")
     v.add_argument("--batch", type=int, default=4)
     v.add_argument("--json", help="also write all scores to this JSON file")
+    v.add_argument("--pictures", metavar="DIR", help="write the first movie's panel PNG and GIF here")
     v.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("demo", help="simulate, reconstruct and show (the README's main job)")

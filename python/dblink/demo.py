@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .evaluate import write_sim
 from .metrics import baseline, evaluate_video
-from .pictures import animation, panel
+from .pictures import comparison
 from .pipeline import reconstruct_table
 from .simulate import SimConfig, simulate_movie
 
@@ -40,14 +40,8 @@ def run_demo(out: str | Path = "demo_out", model: str = "filaments", device: str
                "steps": int(rec.shape[0]), "field_px": list(rec.shape[1:]),
                "localizations": len(sim.locs)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    W = res.params["window"]
-    panels = [res.rendered.video, base, rec, sim.gt]
-    titles = ["1 step of locs", f"sum ±{W} steps", "dblink", "ground truth"]
-    if res.reconstruction.confidence is not None:
-        panels.append(res.reconstruction.confidence)
-        titles.append("confidence")
-    panel(panels, titles, out / "panel.png")
-    animation([base, rec, sim.gt], out / "movie.gif")
+    comparison(out, res.rendered.video, base, rec, sim.gt, res.reconstruction.confidence,
+               res.params["window"])
     metrics["files"] = {k: str(out / v) for k, v in (
         ("locs", "locs.csv"), ("hyperstack", "dblink.tif"), ("ground_truth", "gt.tif"),
         ("panel", "panel.png"), ("animation", "movie.gif"), ("metrics", "metrics.json"))}

@@ -17,6 +17,7 @@ from .errors import DBlinkError
 from .export import LoadedModel, load_model
 from .io import atomic_output, read_localizations, write_localizations
 from .metrics import baseline, evaluate_video
+from .pictures import comparison
 from .pipeline import reconstruct_table
 from .simulate import SimConfig, SimResult, simulate_movie
 
@@ -58,8 +59,9 @@ def write_sim(sim: SimResult, folder: str | Path) -> Path:
 
 def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None = None,
                     stride: int = 1, device: str = "auto", batch: int = 4,
-                    progress: str = "none") -> dict:
-    """Scores of the model and of the baseline on one simulated data folder."""
+                    progress: str = "none", pictures: str | Path | None = None) -> dict:
+    """Scores of the model and of the baseline on one simulated data folder; with ``pictures`` (a
+    folder) also its panel PNG and GIF, named after the data folder (confidence included)."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / "sim.json").read_text())
@@ -70,11 +72,17 @@ def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None =
     res = reconstruct_table(folder / "locs.csv", model, pixel_size=meta["pixel_size_nm"],
                             frames_per_step=cfg["frames_per_step"], roi=tuple(meta["roi_nm"]),
                             window=window, stride=stride, device=device, batch=batch,
-                            confidence=False, progress=progress, warn=lambda m: None)
+                            confidence=pictures is not None, progress=progress, warn=lambda m: None)
     T = min(gt.shape[0], res.reconstruction.video.shape[0])
     W = res.params["window"]
-    return {"model": evaluate_video(res.reconstruction.video[:T], gt[:T], best_level=True),
-            "baseline": evaluate_video(baseline(res.rendered.video, W)[:T], gt[:T], best_level=True),
+    rec, base = res.reconstruction.video[:T], baseline(res.rendered.video, W)[:T]
+    if pictures is not None:
+        Path(pictures).mkdir(parents=True, exist_ok=True)
+        conf = res.reconstruction.confidence
+        comparison(pictures, res.rendered.video[:T], base, rec, gt[:T],
+                   None if conf is None else conf[:T], W, prefix=f"{folder.name}_")
+    return {"model": evaluate_video(rec, gt[:T], best_level=True),
+            "baseline": evaluate_video(base, gt[:T], best_level=True),
             "seconds": res.reconstruction.seconds, "steps": T}
 
 

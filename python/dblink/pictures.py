@@ -143,3 +143,20 @@ def line_plot(path: str | Path, series: list, hlines: list | None = None, vlines
         d.ellipse([a - 3, b - 3, a + 3, b + 3], outline=(0, 0, 0))
     img.save(path)
     return Path(path)
+
+
+def comparison(out_dir: str | Path, locs: np.ndarray, summed: np.ndarray, recon: np.ndarray,
+               truth: np.ndarray, confidence: np.ndarray | None, window: int,
+               prefix: str = "") -> tuple[Path, Path]:
+    """The standard pictures of a reconstruction against ground truth, all videos (T, H, W):
+    ``<prefix>panel.png`` (one step of localizations | sum ±W steps | dblink | ground truth
+    [| confidence]) and ``<prefix>movie.gif`` (sum | dblink | ground truth)."""
+    out_dir = Path(out_dir)
+    videos = [locs, summed, recon, truth]
+    titles = ["1 step of locs", f"sum ±{window} steps", "dblink", "ground truth"]
+    if confidence is not None:
+        videos.append(confidence)
+        titles.append("confidence")
+    png = panel(videos, titles, out_dir / f"{prefix}panel.png")
+    gif = animation([summed, recon, truth], out_dir / f"{prefix}movie.gif")
+    return png, gif
