@@ -34,3 +34,17 @@ def write_csv(path, header, rows):
         for r in rows:
             fh.write(",".join(str(v) for v in r) + "\n")
     return path
+
+
+def original_state_dict(seed: int = 0) -> dict:
+    """Random weights in the layout of the original DBlink code (paper architecture)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for net in ("forward_net", "reverse_net"):
+        for i, cin in enumerate((1 + 4, 4 + 4)):
+            sd[f"{net}.cell_list.{i}.conv.weight"] = torch.randn(16, cin, 5, 5, generator=g) * 0.1
+            sd[f"{net}.cell_list.{i}.conv.bias"] = torch.randn(16, generator=g) * 0.1
+    for j, (cin, cout) in zip((0, 2, 4, 6), ((8, 128), (128, 256), (256, 64), (64, 1))):
+        sd[f"conv_net.{j}.weight"] = torch.randn(cout, cin, 5, 5, generator=g) * 0.02
+        sd[f"conv_net.{j}.bias"] = torch.randn(cout, generator=g) * 0.02
+    return sd

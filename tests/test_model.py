@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import original_state_dict
 from dblink.errors import DBlinkError
 from dblink.export import load_model, save_model
 from dblink.model import build_model, count_parameters
@@ -155,15 +156,7 @@ def test_import_original_weights(tmp_path):
     from dblink.cli import main
     from dblink.engine import infer
 
-    g = torch.Generator().manual_seed(0)
-    sd = {}
-    for net in ("forward_net", "reverse_net"):
-        for i, cin in enumerate((1 + 4, 4 + 4)):
-            sd[f"{net}.cell_list.{i}.conv.weight"] = torch.randn(16, cin, 5, 5, generator=g) * 0.1
-            sd[f"{net}.cell_list.{i}.conv.bias"] = torch.randn(16, generator=g) * 0.1
-    for j, (cin, cout) in zip((0, 2, 4, 6), ((8, 128), (128, 256), (256, 64), (64, 1))):
-        sd[f"conv_net.{j}.weight"] = torch.randn(cout, cin, 5, 5, generator=g) * 0.02
-        sd[f"conv_net.{j}.bias"] = torch.randn(cout, generator=g) * 0.02
+    sd = original_state_dict()
     torch.save(sd, tmp_path / "LSTM_model")
     out = tmp_path / "orig.pt"
     assert main(["import-weights", str(tmp_path / "LSTM_model"), "-o", str(out),
