@@ -66,3 +66,67 @@ def test_chunked_equals_unchunked_exactly(stride):
         part = infer(video, net, 4, chunk=chunk, **kw)
         np.testing.assert_array_equal(part.video, whole.video)
         np.testing.assert_array_equal(part.confidence, whole.confidence)
+
+
+def _random_locs(n=3000, frames=400, size_nm=1200.0, seed=4, shuffle=True):
+    from dblink.io import Localizations
+    rng = np.random.default_rng(seed)
+    f = rng.integers(1, frames + 1, n)
+    if not shuffle:
+        f = np.sort(f)
+    return Localizations(frame=f.astype(np.int64), x=rng.random(n) * size_nm,
+                         y=rng.random(n) * size_nm, source="random")
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_step_renderer_equals_render(shuffle):
+    from dblink.render import Grid, StepRenderer, render
+    locs = _random_locs(shuffle=shuffle)
+    g = Grid(100.0, 0.0, 1000.0, 1100.0, 40.0)
+    whole = render(locs, g, 10, first_frame=3)
+    steps = StepRenderer(locs, g, 10, first_frame=3)
+    assert steps.shape == whole.video.shape
+    assert (steps.n_inside, steps.n_outside_roi, steps.n_outside_time) == \
+        (whole.n_inside, whole.n_outside_roi, whole.n_outside_time)
+    for a, b in [(0, 40), (0, 1), (7, 19), (30, 40)]:
+        np.testing.assert_array_equal(steps(a, b), whole.video[a:b])
+
+
+@pytest.mark.parametrize("confidence", [True, False])
+def test_streamed_file_equals_the_in_memory_file(tmp_path, tiny_model_file, confidence):
+    """reconstruct_to_file (chunked, streamed) writes what reconstruct_table + Result.write does:
+    same pixels, same ImageJ metadata (the run's seconds aside)."""
+    from dblink.io import read_hyperstack
+    from dblink.pipeline import reconstruct_table, reconstruct_to_file
+    locs = _random_locs(shuffle=True)
+    kw = dict(device="cpu", batch=2, confidence=confidence, progress="none", exposure_s=0.01)
+    res = reconstruct_table(locs, tiny_model_file, **kw)
+    res.write(tmp_path / "mem.tif")
+    w = reconstruct_to_file(locs, tmp_path / "str.tif", tiny_model_file, chunk=3, **kw)
+    assert w.shape == res.reconstruction.video.shape
+    a, ma = read_hyperstack(tmp_path / "mem.tif")
+    b, mb = read_hyperstack(tmp_path / "str.tif")
+    np.testing.assert_array_equal(a, b)
+    for m in (ma, mb):
+        m["dblink"].pop("seconds")
+        m.pop("Info")
+    assert ma == mb
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_stream_writer_is_byte_identical_and_atomic(tmp_path):
+    from dblink.io import write_hyperstack, write_hyperstack_stream
+    rng = np.random.default_rng(0)
+    chans = [rng.random((4, 5, 6), dtype=np.float32) for _ in range(2)]
+    write_hyperstack(tmp_path / "a.tif", chans, ["dblink", "confidence"], 40.0, 10, info={"k": 1})
+    write_hyperstack_stream(tmp_path / "b.tif", ([c[t] for c in chans] for t in range(4)), (4, 5, 6),
+                            ["dblink", "confidence"], 40.0, 10, info={"k": 1})
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+    def failing():
+        yield [c[0] for c in chans]
+        raise RuntimeError("cancelled")
+    with pytest.raises(RuntimeError):
+        write_hyperstack_stream(tmp_path / "c.tif", failing(), (4, 5, 6), ["dblink", "confidence"],
+                                40.0, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]

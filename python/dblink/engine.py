@@ -116,10 +116,24 @@ def plan_batches(windows: list[Window], batch: int) -> list[list[Window]]:
     return out
 
 
-def default_chunk(H: int, W: int, window: int, budget: int = 256 * 2**20) -> int:
-    """Output steps per time chunk so that a chunk's input (+ 2·window context) and its outputs
-    take about ``budget`` bytes (at least 16 steps)."""
-    return max(16, budget // (4 * 4 * H * W) - 2 * window)
+def stream_bytes(H: int, W: int, window: int, stride: int, chunk: int, confidence: bool) -> int:
+    """Rough peak bytes of :func:`stream_infer`'s arrays for time chunks of ``chunk`` steps: the
+    chunk's input (+ 2·window steps of context), its estimates, and outputs waiting δ steps for
+    their confidence (each with up to two alternates) — independent of the movie's length."""
+    chunk = -(-max(chunk, 1) // stride) * stride
+    per_out = 3 if confidence else 1
+    pending = chunk + confidence_shift(window, stride) + stride
+    return 4 * H * W * (chunk + 2 * window + chunk * per_out + pending * per_out)
+
+
+def default_chunk(H: int, W: int, window: int, stride: int = 1, confidence: bool = True,
+                  budget: int = 256 * 2**20) -> int:
+    """Output steps per time chunk so that :func:`stream_bytes` stays within ``budget`` (at
+    least ``stride`` steps, at most 1024)."""
+    chunk = 1024
+    while chunk > stride and stream_bytes(H, W, window, stride, chunk, confidence) > budget:
+        chunk //= 2
+    return max(stride, chunk)
 
 
 def _normalize_np(y: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -153,7 +167,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     batches = plan_batches(windows, batch)
     tiles = plan_tiles(H, W, tile, halo, align)
     delta = confidence_shift(window, stride)
-    chunk = default_chunk(H, W, window) if chunk is None else max(1, int(chunk))
+    chunk = default_chunk(H, W, window, stride, confidence) if chunk is None else max(1, int(chunk))
     t0 = time.perf_counter()
     if stats is not None:
         stats.update(device=str(dev), n_windows=len(windows), n_tiles=len(tiles))
