@@ -174,7 +174,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
     alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
     next_t, done = 0, 0.0
-    with Progress(T, progress, desc="reconstruct") as bar, torch.inference_mode():
+    with Progress(T, progress, desc="reconstruct") as bar:
         b = 0
         while b < len(batches):
             group = [batches[b]]
@@ -194,10 +194,11 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                 x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1].contiguous()
                 cy, cx = tl.crop
                 for bt in group:
-                    length, rel_keep, rel_alt = bt[0].signature
+                    _, rel_keep, rel_alt = bt[0].signature
                     pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
                     x = torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt])
-                    y = module(x.to(dev, non_blocking=True), pos).float().cpu().numpy()
+                    with torch.inference_mode():  # not around the yields: the caller runs there
+                        y = module(x.to(dev, non_blocking=True), pos).float().cpu().numpy()
                     for j, w in enumerate(bt):
                         keys = [(k, 0) for k in w.keep]
                         keys += [(a, -1 if a < w.keep[0] else 1) for a in w.alt]
@@ -205,10 +206,9 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                             if key not in est:
                                 est[key] = np.empty((H, W), dtype=np.float32)
                                 lohi[key] = [math.inf, -math.inf]
-                            est[key][tl.Y0 + cy.start:tl.Y0 + cy.stop,
-                                     tl.X0 + cx.start:tl.X0 + cx.stop] = frame[cy, cx]
+                            core = frame[cy, cx]
+                            est[key][tl.y0:tl.y1, tl.x0:tl.x1] = core
                             if normalize:
-                                core = frame[cy, cx]
                                 lohi[key][0] = min(lohi[key][0], float(core.min()))
                                 lohi[key][1] = max(lohi[key][1], float(core.max()))
                         done += len(w.keep) / len(tiles)
