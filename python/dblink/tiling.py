@@ -32,8 +32,8 @@ from .errors import DBlinkError
 
 #: default halo in render pixels when tiling: tiled vs untiled output of the shipped filaments
 #: model (±25 steps, 40 nm) differs by 2e-6 max abs here, 6e-5 at 24 px (curve above). Measured
-#: for ``compact``; the ``paper`` net's 5×5 kernels spread twice as far per step: check before
-#: relying on it (``receptive_radius`` gives the exact halo).
+#: for ``compact``; the ``paper`` net's receptive field grows as fast (2 px per step) but no trained
+#: paper model ships to measure its decay (``receptive_radius`` gives the exact halo).
 DEFAULT_HALO = 32
 
 
