@@ -5,6 +5,7 @@ so every entry point gives the same result for the same options.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,15 +262,25 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
     from .engine import default_chunk, stream_bytes, stream_infer
     from .io import write_hyperstack_stream
 
-    steps = StepRenderer(job.locs, job.grid, job.frames_per_step, first_frame, job.n_steps)
-    job.check_counts(steps.n_inside, steps.n_outside_roi)
-    T, H, Wd = steps.shape
+    T, (H, Wd) = job.n_steps, job.grid.shape
+    n_channels = 2 if confidence else 1
+    file_bytes = video_bytes(T, job.grid) * n_channels
+    folder = Path(output).resolve().parent
+    free = shutil.disk_usage(folder).free if folder.is_dir() else None
+    if free is not None and file_bytes > free:  # memory is flat in T, the output file is not
+        raise DBlinkError(f"{job.locs.source}: the output would need about {format_bytes(file_bytes)} "
+                          f"({T} steps of {Wd} x {H} pixels: {format_bytes(video_bytes(T, job.grid))} "
+                          f"per float32 video, {n_channels} channel(s)), more than the "
+                          f"{format_bytes(free)} free in {folder}; use a smaller --roi, a larger "
+                          f"--pixel-size or more --frames-per-step")
     need = stream_bytes(H, Wd, job.window, stride, stride, confidence)
     if need > job.limit:
         raise DBlinkError(f"{job.locs.source}: the reconstruction would need about "
                           f"{format_bytes(need)} ({2 * job.window + 1}-step windows of {Wd} x {H} "
                           f"pixels), more than --max-memory {format_bytes(job.limit)}; use a smaller "
                           f"--roi, a larger --pixel-size or a larger --max-memory")
+    steps = StepRenderer(job.locs, job.grid, job.frames_per_step, first_frame, job.n_steps)
+    job.check_counts(steps.n_inside, steps.n_outside_roi)
     if chunk is None:
         chunk = default_chunk(H, Wd, job.window, stride, confidence,
                               budget=min(256 * 2**20, job.limit // 2))
