@@ -111,7 +111,9 @@ def test_a_window_longer_than_the_movie_is_clipped_with_a_warning(tiny_model_fil
 def test_cli_max_memory_option(tmp_path, tiny_model_file):
     import subprocess
     import sys
-    t = write_csv(tmp_path / "t.csv", "frame,x,y", [(1, 0, 0), (5000, 4000, 4000)])
+    # the CLI streams in time chunks (memory flat in the movie's length): refused is a field
+    # whose windows alone exceed the limit (5000 x 5000 px, 100 MB per step)
+    t = write_csv(tmp_path / "t.csv", "frame,x,y", [(1, 0, 0), (1, 199_990, 199_990)])
     out = subprocess.run([sys.executable, "-m", "dblink.cli", "reconstruct", str(t), "-o",
                           str(tmp_path / "o.tif"), "--model", str(tiny_model_file), "--max-memory",
                           "10M"], capture_output=True, text=True)

@@ -65,11 +65,9 @@ def _run(tmp_path, tiny_model_file, *extra):
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_model_file, monkeypatch, capsys):
     import tifffile
 
-    def full(path, *a, **k):
-        with open(path, "wb") as fh:
-            fh.write(b"II*\x00partial")
+    def full(self, *a, **k):  # the CLI streams pages through TiffWriter.write (header written)
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(tifffile, "imwrite", full)
+    monkeypatch.setattr(tifffile.TiffWriter, "write", full)
     assert _run(tmp_path, tiny_model_file) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dblink: error:") and "the disk is full" in err[-1]
@@ -82,7 +80,7 @@ def test_a_crash_leaves_no_temporary_file(tmp_path, tiny_model_file, monkeypatch
 
     def boom(*a, **k):
         raise RuntimeError("simulated bug")
-    monkeypatch.setattr(dblink.engine, "infer", boom)
+    monkeypatch.setattr(dblink.engine, "stream_infer", boom)  # what the CLI runs
     with pytest.raises(RuntimeError, match="simulated bug"):
         _run(tmp_path, tiny_model_file)
     assert not (tmp_path / "rec.tif").exists() and leftovers(tmp_path) == []
@@ -93,7 +91,7 @@ def test_keyboard_interrupt_in_process(tmp_path, tiny_model_file, monkeypatch, c
 
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(dblink.engine, "infer", ctrl_c)
+    monkeypatch.setattr(dblink.engine, "stream_infer", ctrl_c)  # what the CLI runs
     assert _run(tmp_path, tiny_model_file) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "dblink: interrupted"
     assert leftovers(tmp_path) == []

@@ -49,7 +49,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .io import atomic_output
-    from .pipeline import reconstruct_table
+    from .pipeline import reconstruct_to_file
     from .progress import emit
     from .render import parse_memory
 
@@ -63,28 +63,29 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
     # the temporary output exists from the start: an unwritable folder fails before the work, and
     # Ctrl-C, SIGTERM or an error at any point removes it (see atomic_output)
     with atomic_output(out, overwrite=a.overwrite) as tmp:
-        res = reconstruct_table(a.table, a.model, pixel_size=a.pixel_size,
-                                frames_per_step=a.frames_per_step, roi=a.roi,
-                                camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
-                                device=a.device, batch=a.batch, confidence=not a.no_confidence,
-                                first_frame=a.first_frame, exposure_s=a.exposure,
-                                progress=a.progress, max_memory=max_memory, **kw)
         try:
-            res.write(tmp, atomic=False)
+            res = reconstruct_to_file(a.table, tmp, a.model, pixel_size=a.pixel_size,
+                                      frames_per_step=a.frames_per_step, roi=a.roi,
+                                      camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
+                                      device=a.device, batch=a.batch,
+                                      confidence=not a.no_confidence, first_frame=a.first_frame,
+                                      exposure_s=a.exposure, progress=a.progress,
+                                      max_memory=max_memory, tile=a.tile, atomic=False, **kw)
         except OSError as exc:
+            if getattr(exc, "filename", None) not in (None, tmp) or exc.errno is None:
+                raise
             why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
                 (exc.strerror or str(exc))
             raise DBlinkError(f"{out}: cannot write the output ({why}); nothing was written") from None
-    T, H, W = res.reconstruction.video.shape
+    T, H, W = res.shape
     summary = {"event": "done", "output": str(out), "steps": T, "height": H, "width": W,
-               "seconds": round(res.reconstruction.seconds, 2), "device": res.reconstruction.device,
-               "model": res.model.name}
+               "seconds": round(res.seconds, 2), "device": res.device, "model": res.model.name}
     if a.progress == "json":
         emit(summary)
     else:
         print(f"wrote {out}: {T} time points of {W} x {H} px at {res.params['pixel_size_nm']:g} nm "
               f"({res.params['frames_per_step']} raw frames each), model {res.model.name}, "
-              f"{res.reconstruction.seconds:.1f} s on {res.reconstruction.device}", file=sys.stderr)
+              f"{res.seconds:.1f} s on {res.device}", file=sys.stderr)
     return 0
 
 
@@ -355,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--first-frame", type=int, default=1, metavar="F", help="first raw frame of step 0 (1-based)")
     r.add_argument("--exposure", type=float, metavar="SEC", help="seconds per raw frame, for the time calibration")
     r.add_argument("--no-confidence", action="store_true", help="skip the confidence channel (faster)")
+    r.add_argument("--tile", type=int, metavar="PX",
+                   help="split the field into tiles of PX render pixels (with a halo of context) to "
+                   "bound memory; 0: never (default: only when the field is too big for --max-memory)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     r.add_argument("--max-memory", metavar="SIZE",
                    help="refuse jobs whose videos would need more memory than this, e.g. 8G or "

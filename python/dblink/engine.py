@@ -18,12 +18,14 @@ import math
 import time
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from .errors import DBlinkError
 from .progress import Progress, ProgressSpec
+from .tiling import DEFAULT_HALO, plan_tiles
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,154 @@ def _normalize_frames(y: torch.Tensor) -> torch.Tensor:
     return (y - lo) / (hi - lo).clamp_min(1e-12)
 
 
+#: a source of input steps: ``source(a, b)`` returns steps [a, b) as float32 (b − a, H, W)
+StepSource = Callable[[int, int], np.ndarray]
+
+
+def confidence_shift(window: int, stride: int) -> int:
+    """δ: the confidence's alternate estimates of step t come from windows keeping t ± δ."""
+    return min(window, max(stride, math.ceil(window / 2)))
+
+
+def plan_batches(windows: list[Window], batch: int) -> list[list[Window]]:
+    """Consecutive windows of one signature, at most ``batch`` per network call. Planned once for
+    the whole movie, so that time chunks (whole batches) compute exactly what one pass would."""
+    out = []
+    for _, group in groupby(windows, key=lambda w: w.signature):
+        group = list(group)
+        out += [group[i:i + max(1, batch)] for i in range(0, len(group), max(1, batch))]
+    return out
+
+
+def stream_bytes(H: int, W: int, window: int, stride: int, chunk: int, confidence: bool) -> int:
+    """Rough peak bytes of :func:`stream_infer`'s arrays for time chunks of ``chunk`` steps: the
+    chunk's input (+ 2·window steps of context), its estimates, and outputs waiting δ steps for
+    their confidence (each with up to two alternates) — independent of the movie's length."""
+    chunk = -(-max(chunk, 1) // stride) * stride
+    per_out = 3 if confidence else 1
+    pending = chunk + confidence_shift(window, stride) + stride
+    return 4 * H * W * (chunk + 2 * window + chunk * per_out + pending * per_out)
+
+
+def default_chunk(H: int, W: int, window: int, stride: int = 1, confidence: bool = True,
+                  budget: int = 256 * 2**20) -> int:
+    """Output steps per time chunk so that :func:`stream_bytes` stays within ``budget`` (at
+    least ``stride`` steps, at most 1024)."""
+    chunk = 1024
+    while chunk > stride and stream_bytes(H, W, window, stride, chunk, confidence) > budget:
+        chunk //= 2
+    return max(stride, chunk)
+
+
+def _normalize_np(y: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """As :func:`_normalize_frames`, with the frame's min and max given (float32)."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    return (y - lo32) / max(np.float32(hi32 - lo32), np.float32(1e-12))
+
+
+def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.nn.Module,
+                 window: int, stride: int = 1, device: str = "auto", batch: int = 4,
+                 confidence: bool = True, normalize: bool = False, tile: int | None = None,
+                 halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
+                 progress: ProgressSpec = "bar",
+                 stats: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Reconstruct a video (T, H, W) = ``shape`` read step ranges at a time from ``source``;
+    yields ``(t, output (H, W), confidence (H, W) or None)`` for t = 0 … T − 1 in order.
+
+    Memory does not grow with T: the movie runs in time chunks of about ``chunk`` output steps
+    (whole batches of windows, each chunk reading its steps ± ``window`` of context), and an output
+    step is yielded as soon as its confidence estimates (from windows keeping t ± δ) are in.
+    ``tile`` (px) splits the field into tiles with ``halo`` px of context (see :mod:`.tiling`);
+    ``align``: tile origins are multiples of it (2 for CompactNet). ``stats`` (optional) receives
+    ``device``, ``n_windows``, ``n_tiles``, ``seconds``.
+    """
+    T, H, W = shape
+    if T == 0:
+        raise DBlinkError("the video has no steps")
+    dev = pick_device(device)
+    module = module.to(dev).eval()
+    windows = plan_windows(T, window, stride, confidence)
+    batches = plan_batches(windows, batch)
+    tiles = plan_tiles(H, W, tile, halo, align)
+    delta = confidence_shift(window, stride)
+    chunk = default_chunk(H, W, window, stride, confidence) if chunk is None else max(1, int(chunk))
+    t0 = time.perf_counter()
+    if stats is not None:
+        stats.update(device=str(dev), n_windows=len(windows), n_tiles=len(tiles))
+    out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
+    alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
+    next_t, done = 0, 0.0
+    with Progress(T, progress, desc="reconstruct") as bar:
+        b = 0
+        while b < len(batches):
+            group = [batches[b]]
+            n_keep = sum(len(w.keep) for w in batches[b])
+            while b + len(group) < len(batches) and n_keep < chunk:
+                n_keep += sum(len(w.keep) for w in batches[b + len(group)])
+                group.append(batches[b + len(group)])
+            b += len(group)
+            a0 = min(w.start for bt in group for w in bt)
+            a1 = max(w.stop for bt in group for w in bt)
+            x_chunk = torch.from_numpy(np.ascontiguousarray(source(a0, a1), dtype=np.float32))
+            # raw estimates of this chunk, keyed (step, kind): kind 0 = kept, -1/+1 = alternate
+            # from a window placed later/earlier; with tiles, each is filled core by core
+            est: dict[tuple[int, int], np.ndarray] = {}
+            lohi: dict[tuple[int, int], list[float]] = {}
+            for tl in tiles:
+                x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1].contiguous()
+                cy, cx = tl.crop
+                for bt in group:
+                    _, rel_keep, rel_alt = bt[0].signature
+                    pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
+                    x = torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt])
+                    with torch.inference_mode():  # not around the yields: the caller runs there
+                        y = module(x.to(dev, non_blocking=True), pos).float().cpu().numpy()
+                    for j, w in enumerate(bt):
+                        keys = [(k, 0) for k in w.keep]
+                        keys += [(a, -1 if a < w.keep[0] else 1) for a in w.alt]
+                        for key, frame in zip(keys, y[j]):
+                            if key not in est:
+                                est[key] = np.empty((H, W), dtype=np.float32)
+                                lohi[key] = [math.inf, -math.inf]
+                            core = frame[cy, cx]
+                            est[key][tl.y0:tl.y1, tl.x0:tl.x1] = core
+                            if normalize:
+                                lohi[key][0] = min(lohi[key][0], float(core.min()))
+                                lohi[key][1] = max(lohi[key][1], float(core.max()))
+                        done += len(w.keep) / len(tiles)
+                        if int(done) > bar.done:
+                            bar.update(int(done) - bar.done)
+            for key, frame in est.items():
+                if normalize:
+                    frame = _normalize_np(frame, *lohi[key])
+                if key[1] == 0:
+                    out[key[0]] = frame
+                else:
+                    alts.setdefault(key[0], []).append(frame)
+            final = T if b == len(batches) else max(w.keep[-1] for w in group[-1]) + 1 - delta
+            while next_t < final:
+                y = out.pop(next_t)
+                yield next_t, y, _confidence(y, alts.pop(next_t, [])) if confidence else None
+                next_t += 1
+        if bar.done < T:
+            bar.update(T - bar.done)
+    if stats is not None:
+        stats["seconds"] = time.perf_counter() - t0
+
+
+def _confidence(y: np.ndarray, estimates: list[np.ndarray]) -> np.ndarray:
+    """``1 − RMS(estimate − y)`` over the alternate estimates, clipped to [0, 1]; NaN without any."""
+    if not estimates:
+        return np.full(y.shape, np.nan, dtype=np.float32)
+    msd = sum((e - y) ** 2 for e in estimates) / np.float32(len(estimates))
+    return np.clip(1 - np.sqrt(msd), 0, 1).astype(np.float32, copy=False)
+
+
 def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int = 1,
           device: str = "auto", batch: int = 4, confidence: bool = True,
-          normalize: bool = False, progress: ProgressSpec = "bar") -> Reconstruction:
-    """Reconstruct a localization-map video (T, H, W) with a DBlink network.
+          normalize: bool = False, progress: ProgressSpec = "bar", tile: int | None = None,
+          halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None) -> Reconstruction:
+    """Reconstruct a localization-map video (T, H, W) with a DBlink network (in memory).
 
     Args:
         window: half-width W in steps; output t is computed from steps [t − W, t + W].
@@ -106,6 +252,9 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
         batch: windows per network call.
         normalize: per-frame min-max of the output (models with unbounded outputs).
         progress: ``bar``, ``json`` or ``none``.
+        tile, halo, align: split the field into tiles of ``tile`` px with ``halo`` px of context
+            (see :func:`stream_infer`); None: no tiling.
+        chunk: output steps per time chunk (default: by memory); the output does not depend on it.
     """
     video = np.asarray(video, dtype=np.float32)
     if video.ndim != 3:
@@ -113,44 +262,17 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
     T, H, W = video.shape
     if T == 0:
         raise DBlinkError("the video has no steps")
-    dev = pick_device(device)
-    module = module.to(dev).eval()
-    windows = plan_windows(T, window, stride, confidence)
-    x_all = torch.from_numpy(video)
-    out = torch.zeros((T, H, W), dtype=torch.float32)
-    s1 = torch.zeros_like(out) if confidence else None
-    s2 = torch.zeros_like(out) if confidence else None
-    n_alt = torch.zeros((T, 1, 1), dtype=torch.float32) if confidence else None
-    t0 = time.perf_counter()
-    with Progress(T, progress, desc="reconstruct") as bar, torch.inference_mode():
-        for sig, group in groupby(windows, key=lambda w: w.signature):
-            group = list(group)
-            length, rel_keep, rel_alt = sig
-            pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
-            for i in range(0, len(group), max(1, batch)):
-                chunk = group[i:i + batch]
-                x = torch.stack([x_all[w.start:w.stop] for w in chunk]).to(dev, non_blocking=True)
-                y = module(x, pos).float()
-                if normalize:
-                    y = _normalize_frames(y)
-                y = y.cpu()
-                nk = len(rel_keep)
-                for j, w in enumerate(chunk):
-                    out[list(w.keep)] = y[j, :nk]
-                    if confidence and w.alt:
-                        a = list(w.alt)
-                        s1[a] += y[j, nk:]
-                        s2[a] += y[j, nk:] ** 2
-                        n_alt[a] += 1
-                    bar.update(len(w.keep))
-    conf = None
-    if confidence:
-        n = n_alt.clamp_min(1)
-        msd = (s2 - 2 * out * s1 + n_alt * out ** 2) / n
-        conf = (1 - msd.clamp_min(0).sqrt()).clamp(0, 1)
-        conf = torch.where(n_alt > 0, conf, torch.full_like(conf, float("nan"))).numpy()
-    return Reconstruction(video=out.numpy(), confidence=conf, seconds=time.perf_counter() - t0,
-                          device=str(dev), n_windows=len(windows))
+    out = np.empty((T, H, W), dtype=np.float32)
+    conf = np.empty((T, H, W), dtype=np.float32) if confidence else None
+    stats: dict = {}
+    for t, y, c in stream_infer(lambda a, b: video[a:b], video.shape, module, window, stride,
+                                device, batch, confidence, normalize, tile, halo, align, chunk,
+                                progress, stats):
+        out[t] = y
+        if conf is not None:
+            conf[t] = c
+    return Reconstruction(video=out, confidence=conf, seconds=stats["seconds"],
+                          device=stats["device"], n_windows=stats["n_windows"])
 
 
 def reference_loop(video: np.ndarray, module: torch.nn.Module, window: int,

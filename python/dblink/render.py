@@ -178,6 +178,23 @@ def video_bytes(n_steps: int, grid: Grid) -> int:
     return 4 * int(n_steps) * H * W
 
 
+def _pixel_indices(locs: Localizations, rows: slice, grid: Grid, frames_per_step: int,
+                   first_frame: int, n_steps: int) -> tuple[np.ndarray, int, int]:
+    """Flat video indices (step, row, col) of the rows' localizations inside the ROI and the
+    steps, and how many lay outside the ROI (within the steps) and outside the steps."""
+    H, W = grid.shape
+    p = grid.pixel_size
+    f = locs.frame[rows]
+    c = np.floor((locs.x[rows] - grid.x0) / p)
+    r = np.floor((locs.y[rows] - grid.y0) / p)
+    k = (f - first_frame) // frames_per_step
+    in_roi = (c >= 0) & (c < W) & (r >= 0) & (r < H)
+    in_time = (f >= first_frame) & (k < n_steps)
+    keep = in_roi & in_time
+    idx = (k[keep] * H + r[keep].astype(np.int64)) * W + c[keep].astype(np.int64)
+    return idx, int((~in_roi & in_time).sum()), int((~in_time).sum())
+
+
 def render(locs: Localizations, grid: Grid, frames_per_step: int, first_frame: int = 1,
            n_steps: int | None = None, max_bytes: int | None = None) -> RenderResult:
     """Count localizations per render pixel and per step of ``frames_per_step`` raw frames.
@@ -204,21 +221,13 @@ def render(locs: Localizations, grid: Grid, frames_per_step: int, first_frame: i
     G = n_steps * H * W
     idx = np.empty(n, dtype=np.int64)
     m = n_outside_roi = n_outside_time = 0
-    p = grid.pixel_size
     for s in range(0, n, RENDER_CHUNK):
-        e = min(n, s + RENDER_CHUNK)
-        f = locs.frame[s:e]
-        c = np.floor((locs.x[s:e] - grid.x0) / p)
-        r = np.floor((locs.y[s:e] - grid.y0) / p)
-        k = (f - first_frame) // frames_per_step
-        in_roi = (c >= 0) & (c < W) & (r >= 0) & (r < H)
-        in_time = (f >= first_frame) & (k < n_steps)
-        keep = in_roi & in_time
-        n_outside_roi += int((~in_roi & in_time).sum())
-        n_outside_time += int((~in_time).sum())
-        kept = int(keep.sum())
-        idx[m:m + kept] = (k[keep] * H + r[keep].astype(np.int64)) * W + c[keep].astype(np.int64)
-        m += kept
+        kept, out_roi, out_time = _pixel_indices(locs, slice(s, min(n, s + RENDER_CHUNK)), grid,
+                                                 frames_per_step, first_frame, n_steps)
+        idx[m:m + kept.size] = kept
+        m += kept.size
+        n_outside_roi += out_roi
+        n_outside_time += out_time
     idx = idx[:m]
     video = np.zeros(G, dtype=np.float32)
     if G <= COUNT_BLOCK:
@@ -231,3 +240,45 @@ def render(locs: Localizations, grid: Grid, frames_per_step: int, first_frame: i
     return RenderResult(video=video.reshape(n_steps, H, W), grid=grid,
                         frames_per_step=int(frames_per_step), first_frame=int(first_frame),
                         n_inside=m, n_outside_roi=n_outside_roi, n_outside_time=n_outside_time)
+
+
+class StepRenderer:
+    """Render any step range of a table on demand, for long movies (``renderer(a, b)`` is
+    ``render(...).video[a:b]``, without the whole video in memory).
+
+    Localizations are ordered by frame once (no copy when the table already is, as ThunderSTORM
+    writes it); the counts of :class:`RenderResult` come from one pass over the table.
+    """
+
+    def __init__(self, locs: Localizations, grid: Grid, frames_per_step: int, first_frame: int = 1,
+                 n_steps: int | None = None) -> None:
+        _check_time(frames_per_step, first_frame)
+        self.locs, self.grid = locs, grid
+        self.frames_per_step, self.first_frame = int(frames_per_step), int(first_frame)
+        self.n_steps = n_steps_for(locs, frames_per_step, first_frame) if n_steps is None else n_steps
+        f = locs.frame
+        self._order = None if len(f) < 2 or bool(np.all(f[:-1] <= f[1:])) else \
+            np.argsort(f, kind="stable")
+        self._frames = f if self._order is None else f[self._order]
+        self.n_inside = self.n_outside_roi = self.n_outside_time = 0
+        for s in range(0, len(locs), RENDER_CHUNK):
+            kept, out_roi, out_time = _pixel_indices(locs, slice(s, min(len(locs), s + RENDER_CHUNK)),
+                                                     grid, self.frames_per_step, self.first_frame,
+                                                     self.n_steps)
+            self.n_inside += kept.size
+            self.n_outside_roi += out_roi
+            self.n_outside_time += out_time
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of the whole video."""
+        return (self.n_steps, *self.grid.shape)
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        """Steps [a, b) as float32 (b − a, H, W)."""
+        S, f0 = self.frames_per_step, self.first_frame + a * self.frames_per_step
+        i0, i1 = np.searchsorted(self._frames, [f0, f0 + (b - a) * S], side="left")
+        rows = slice(int(i0), int(i1)) if self._order is None else self._order[i0:i1]
+        sub = Localizations(frame=self.locs.frame[rows], x=self.locs.x[rows], y=self.locs.y[rows],
+                            source=self.locs.source)
+        return render(sub, self.grid, S, first_frame=f0, n_steps=b - a, max_bytes=2**62).video
