@@ -23,7 +23,7 @@ def test_bundled_model_is_listed_and_loads():
     from dblink.export import list_models, load_model
 
     names = [m.name for m in list_models()]
-    assert "filaments" in names
+    assert "filaments" in names and "mitochondria" in names
     m = load_model("filaments")
     assert m.pixel_size == 40.0 and m.frames_per_step == 10 and m.window == 25
     assert m.meta["validation"]["f1"] > 0.5
