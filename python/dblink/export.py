@@ -136,11 +136,6 @@ def resolve_model(name_or_path: str) -> Path:
                       f"give a path to a .pt file")
 
 
-def read_meta(path: str | Path) -> dict:
-    """The metadata of a model file without building the network."""
-    return load_model(path).meta
-
-
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """Load a TorchScript model file (by path or bundled name) and check its metadata."""
     path = resolve_model(str(name_or_path))

@@ -83,7 +83,6 @@ def simulate_movie(config: SimConfig, seed: int | np.random.SeedSequence | list 
     rng = np.random.default_rng(seed)
     w, h = config.field_nm
     margin = 1.5 * (config.drift_nm + 200.0)
-    motion = None
     if config.sample == "filaments":
         points = filaments(rng, (w + margin, h + margin), config.n_structures,
                            bend_sd_rad=config.bend_sd_rad)

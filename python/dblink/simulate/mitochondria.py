@@ -81,8 +81,3 @@ class Mitochondria:
         out[:, 1] += sn * along + c * across
         return out
 
-
-def mitochondria(rng: np.random.Generator, field_nm: tuple[float, float], n: int,
-                 n_frames: int) -> Mitochondria:
-    """Shortcut for :meth:`Mitochondria.random`."""
-    return Mitochondria.random(rng, field_nm, n, n_frames)
