@@ -92,3 +92,21 @@ def test_evaluate_prints_model_and_baseline(tmp_path, tiny_model_file):
     assert (tmp_path / "pics" / "a_movie.gif").stat().st_size > 0
     js = json.loads((tmp_path / "e.json").read_text())
     assert 0 <= js["summary"]["baseline"]["f1"] <= 1
+
+
+def test_reconstruct_timings_and_precision(tmp_path, tiny_model_file):
+    assert main(["simulate", "filaments", "-o", str(tmp_path / "sim"), "--size", "16",
+                 "--steps", "6", "--seed", "4"]) == 0
+    out = tmp_path / "out.tif"
+    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", out, "--model", tiny_model_file,
+              "--timings", "--precision", "bf16", "--progress", "none")
+    assert res.returncode == 0, res.stderr
+    line = [s for s in res.stderr.splitlines() if s.startswith("timings:")]
+    assert len(line) == 1
+    for stage in ("read", "render", "network", "write", "other", "total"):
+        assert stage in line[0]
+    _, meta = read_hyperstack(out)
+    assert meta["dblink"]["precision"] == "bf16"
+    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "b.tif", "--model",
+              tiny_model_file, "--precision", "fp64")
+    assert res.returncode == 2 and "--precision" in res.stderr

@@ -69,3 +69,58 @@ def test_bench_reports_every_mode_and_exact_matches_reference():
     assert rows[1]["max_abs_diff"] < 1e-5
     assert all(r["s_per_frame"] > 0 for r in rows)
     assert "speed-up" in format_rows(rows)
+
+
+def test_bf16_autocast_stays_close_to_fp32_and_returns_float32():
+    torch.manual_seed(2)
+    net = torch.jit.script(build_model("compact", hidden=4, encoder=4, decoder=4, skip=2).eval())
+    video = (np.random.default_rng(2).random((12, 16, 16)) < 0.1).astype(np.float32)
+    ref = infer(video, net, 3, device="cpu", confidence=False, progress="none").video
+    bf = infer(video, net, 3, device="cpu", confidence=False, progress="none", precision="bf16")
+    assert bf.video.dtype == np.float32 and bf.batch == 4  # CPU default batch
+    diff = np.abs(bf.video - ref).max()
+    assert 0 < diff < 0.02  # bf16 differs, but only in the 3rd digit
+
+
+def test_precision_and_batch_are_checked():
+    from dblink.errors import DBlinkError
+
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2).eval()
+    video = np.zeros((4, 8, 8), np.float32)
+    with pytest.raises(DBlinkError, match="--precision"):
+        infer(video, net, 1, device="cpu", progress="none", precision="fp8")
+    with pytest.raises(DBlinkError, match="--batch"):
+        infer(video, net, 1, device="cpu", progress="none", batch=0)
+
+
+def test_stream_stats_split_source_and_network_time():
+    from dblink.engine import stream_infer
+
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2).eval()
+    video = np.random.default_rng(3).random((10, 8, 8)).astype(np.float32)
+    calls = []
+
+    def source(a, b):
+        calls.append((a, b))
+        return video[a:b]
+
+    stats: dict = {}
+    out = list(stream_infer(source, video.shape, net, 2, device="cpu", progress="none",
+                            stats=stats, chunk=4))
+    assert [t for t, _, _ in out] == list(range(10)) and len(calls) >= 2
+    assert stats["batch"] == 4 and stats["n_windows"] == 10
+    assert 0 < stats["network_s"] <= stats["seconds"] and 0 < stats["source_s"] <= stats["seconds"]
+
+
+def test_bench_precisions_and_no_reference():
+    from dblink.bench import format_rows, run_bench
+
+    rows = run_bench("compact", size=16, steps=8, window=2, strides=(1,), device="cpu",
+                     ref_frames=1, precisions=("fp32", "bf16"), hidden=4)
+    assert [r["mode"] for r in rows] == ["reference loop", "engine stride 1 (exact)",
+                                         "engine stride 1 (exact) bf16"]
+    assert rows[1]["max_abs_diff"] < 1e-5 < rows[2]["max_abs_diff"] < 0.05
+    rows = run_bench("compact", size=16, steps=8, window=2, strides=(2,), device="cpu",
+                     ref_frames=0, hidden=4)
+    assert [r["mode"] for r in rows] == ["engine stride 2"] and rows[0]["speedup"] is None
+    assert "engine stride 2" in format_rows(rows)

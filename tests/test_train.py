@@ -97,3 +97,27 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4)
     assert len((tmp_path / "two" / "log.csv").read_text().splitlines()) == 2  # one writer
+
+
+def test_init_starts_from_a_model_file(tmp_path):
+    from dblink.export import save_model
+    from dblink.model import build_model, model_hparams
+    from dblink.train import initial_weights
+
+    hp = TINY["hparams"]
+    torch.manual_seed(5)
+    net = build_model("compact", **hp)
+    path = save_model(net, tmp_path / "init.pt", {"name": "init", "arch": "compact",
+                                                   "hparams": model_hparams("compact", **hp),
+                                                   "pixel_size_nm": 40.0, "frames_per_step": 10,
+                                                   "window": 3, "output": "probability"})
+    sd = initial_weights(str(path))
+    assert sd.keys() == net.state_dict().keys()
+    # lr 0: the run's weights are the initial ones
+    cfg = load_config("filaments", overrides=dict(TINY, steps=1, lr=0.0, init=str(path)))
+    train(cfg, tmp_path / "run", device="cpu", progress="none")
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(ck["model"][k], v)
+    # a checkpoint works as a source too (its best weights)
+    assert initial_weights(str(tmp_path / "run" / "checkpoint.pt")).keys() == sd.keys()

@@ -3,7 +3,10 @@
 The reference loop (``engine.reference_loop``) runs, for every output step, the whole network on the
 ±W window and decodes every step of it, keeping the centre — the original algorithm. It is timed on
 a few output steps (it is slow by design) and reported per output frame; each engine mode runs on the
-whole movie. Exact mode's output is compared with the reference on the steps both computed.
+whole movie. Exact mode's output is compared with the reference on the steps both computed: the
+maximum absolute difference, and that difference relative to the reference's largest |value|.
+With ``--precision bf16`` (or fp16) the engine runs under autocast; its exact-mode difference is
+then the precision's error (the reference always runs in float32).
 """
 from __future__ import annotations
 
@@ -14,13 +17,22 @@ import time
 import numpy as np
 import torch
 
-from .engine import infer, pick_device, reference_loop
+from .engine import PRECISIONS, infer, pick_device, reference_loop
+from .errors import DBlinkError
 from .model import build_model, count_parameters
 
 
-def _peak_rss_mb() -> float:
+def _peak_mb(dev: torch.device) -> float:
+    """Peak memory in MB: the process's resident set on CPUs, allocated GPU memory on CUDA."""
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def synthetic_video(steps: int, size: int, seed: int = 0) -> np.ndarray:
@@ -30,12 +42,19 @@ def synthetic_video(steps: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int = 25,
-              strides: tuple[int, ...] = (1, 4, 8), device: str = "auto", batch: int = 4,
-              ref_frames: int = 2, confidence: bool = False, seed: int = 0) -> list[dict]:
-    """Time the reference loop and the engine; returns one row per mode."""
+              strides: tuple[int, ...] = (1, 4, 8), device: str = "auto", batch: int | None = None,
+              ref_frames: int = 2, confidence: bool = False, seed: int = 0,
+              precisions: tuple[str, ...] = ("fp32",), hidden: int | None = None) -> list[dict]:
+    """Time the reference loop and the engine (each stride × precision); one row per mode."""
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise DBlinkError(f"--precision: {p!r} is not one of {', '.join(PRECISIONS)}")
+    if size < 8 or steps < 1 or window < 0 or ref_frames < 0 or min(strides) < 1:
+        raise DBlinkError("bench: --size >= 8, --steps >= 1, --window >= 0, --ref-frames >= 0 "
+                          "and strides >= 1 are needed")
     torch.manual_seed(seed)
     dev = pick_device(device)
-    net = build_model(arch).eval().to(dev)
+    net = build_model(arch, **({"hidden": hidden} if hidden else {})).eval().to(dev)
     scripted = torch.jit.script(net)
     video = synthetic_video(steps, size, seed)
     rows = []
@@ -43,41 +62,62 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
     centre = steps // 2
     ref_idx = list(range(centre, min(steps, centre + ref_frames)))
     x = torch.from_numpy(video)
-    t0 = time.perf_counter()
     ref = {}
     with torch.inference_mode():
+        if ref_idx:  # warm-up (CUDA context, cuDNN plans): not timed
+            net(x[:2][None].to(dev))
+        _sync(dev)
+        t0 = time.perf_counter()
         for t in ref_idx:
             s0, s1 = max(0, t - window), min(steps, t + window + 1)
             y = net(x[s0:s1][None].to(dev))[0]
             ref[t] = y[t - s0].float().cpu().numpy()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    ref_s = (time.perf_counter() - t0) / len(ref_idx)
-    rows.append({"mode": "reference loop", "s_per_frame": ref_s, "frames_per_s": 1 / ref_s,
-                 "speedup": 1.0, "peak_rss_mb": _peak_rss_mb(), "max_abs_diff": 0.0})
-    for k in strides:
-        infer(video[: min(steps, 2 * window + 2)], scripted, window, k, str(dev), batch,
-              confidence, progress="none")  # warm-up
-        rec = infer(video, scripted, window, k, str(dev), batch, confidence, progress="none")
-        s = rec.seconds / steps
-        diff = max(float(np.abs(rec.video[t] - ref[t]).max()) for t in ref_idx) if k == 1 else None
-        rows.append({"mode": f"engine stride {k}" + (" (exact)" if k == 1 else ""),
-                     "s_per_frame": s, "frames_per_s": 1 / s, "speedup": ref_s / s,
-                     "peak_rss_mb": _peak_rss_mb(), "max_abs_diff": diff})
+    _sync(dev)
+    ref_s = (time.perf_counter() - t0) / len(ref_idx) if ref_idx else None
+    if ref_s is not None:  # --ref-frames 0: no reference (it may not fit a big field's memory)
+        rows.append({"mode": "reference loop", "s_per_frame": ref_s, "frames_per_s": 1 / ref_s,
+                     "speedup": 1.0, "peak_mb": _peak_mb(dev), "max_abs_diff": 0.0,
+                     "rel_diff": 0.0, "batch": 1, "precision": "fp32"})
+    scale = max([float(np.abs(r).max()) for r in ref.values()] + [0.0]) or 1.0
+    for p in precisions:
+        for k in strides:
+            infer(video[: min(steps, 2 * window + 2)], scripted, window, k, str(dev), batch,
+                  confidence, progress="none", precision=p)  # warm-up
+            _sync(dev)
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            rec = infer(video, scripted, window, k, str(dev), batch, confidence, progress="none",
+                        precision=p)
+            s = rec.seconds / steps
+            diff = (max(float(np.abs(rec.video[t] - ref[t]).max()) for t in ref_idx)
+                    if k == 1 and ref_idx else None)
+            rows.append({"mode": f"engine stride {k}" + (" (exact)" if k == 1 else "")
+                         + ("" if p == "fp32" else f" {p}"),
+                         "s_per_frame": s, "frames_per_s": 1 / s,
+                         "speedup": None if ref_s is None else ref_s / s,
+                         "peak_mb": _peak_mb(dev), "max_abs_diff": diff,
+                         "rel_diff": None if diff is None else diff / scale,
+                         "batch": rec.batch, "precision": p})
     meta = {"arch": arch, "parameters": count_parameters(net), "size": size, "steps": steps,
-            "window": window, "device": str(dev), "batch": batch, "threads": torch.get_num_threads(),
-            "confidence": confidence}
+            "window": window, "device": str(dev), "threads": torch.get_num_threads(),
+            "confidence": confidence, "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else None}
     return [dict(r, **meta) for r in rows]
 
 
 def format_rows(rows: list[dict]) -> str:
     m = rows[0]
+    dev = m["device"] + (f" = {m['gpu']}" if m.get("gpu") else f" ({m['threads']} threads)")
     head = (f"dblink bench: arch={m['arch']} ({m['parameters']:,} parameters), {m['size']}x{m['size']} px, "
-            f"{m['steps']} steps, window ±{m['window']}, device {m['device']} ({m['threads']} threads), "
-            f"batch {m['batch']}, confidence {'on' if m['confidence'] else 'off'}")
-    lines = [head, f"{'mode':24s}{'s/frame':>10s}{'frames/s':>10s}{'speed-up':>10s}{'peak RSS':>11s}{'max|diff|':>11s}"]
+            f"{m['steps']} steps, window ±{m['window']}, device {dev}, "
+            f"confidence {'on' if m['confidence'] else 'off'}")
+    lines = [head, f"{'mode':30s}{'batch':>6s}{'s/frame':>10s}{'frames/s':>10s}{'speed-up':>10s}"
+                   f"{'peak mem':>11s}{'max|diff|':>11s}{'relative':>10s}"]
     for r in rows:
         d = "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
-        lines.append(f"{r['mode']:24s}{r['s_per_frame']:10.3f}{r['frames_per_s']:10.2f}"
-                     f"{r['speedup']:9.1f}x{r['peak_rss_mb']:9.0f}MB{d:>11s}")
+        rel = "" if r.get("rel_diff") is None else f"{r['rel_diff']:.1e}"
+        up = "" if r["speedup"] is None else f"{r['speedup']:9.1f}x"
+        lines.append(f"{r['mode']:30s}{r.get('batch', ''):>6}{r['s_per_frame']:10.4f}"
+                     f"{r['frames_per_s']:10.2f}{up:>10s}{r['peak_mb']:9.0f}MB"
+                     f"{d:>11s}{rel:>10s}")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -86,6 +87,17 @@ class Written:
     model: LoadedModel
     params: dict
     warnings: list = field(default_factory=list)
+    #: wall seconds per stage: read (table), model (importing PyTorch, loading the model), render (steps), network,
+    #: write (TIFF pages), other (windows, confidence, tiles), total
+    timings: dict = field(default_factory=dict)
+
+
+def format_timings(t: dict) -> str:
+    """One line: seconds and share of the total per stage of :attr:`Written.timings`."""
+    total = max(t.get("total", 0.0), 1e-9)
+    parts = [f"{k} {t[k]:.2f} s ({100 * t[k] / total:.0f} %)"
+             for k in ("read", "model", "render", "network", "write", "other") if k in t]
+    return "timings: " + ", ".join(parts) + f"; total {t.get('total', 0.0):.2f} s"
 
 
 @dataclass
@@ -105,11 +117,14 @@ class _Job:
     params: dict
     note: Callable[[str], None]
     warnings: list
+    precision: str = "fp32"
+    read_s: float = 0.0
+    load_s: float = 0.0
 
-    def infer_kw(self, stride: int, device: str, batch: int, confidence: bool) -> dict:
+    def infer_kw(self, stride: int, device: str, batch: int | None, confidence: bool) -> dict:
         return dict(window=self.window, stride=stride, device=device, batch=batch,
                     confidence=confidence, normalize=self.model.normalize, tile=self.tile,
-                    halo=self.halo, align=self.align)
+                    halo=self.halo, align=self.align, precision=self.precision)
 
     def check_counts(self, n_inside: int, n_outside_roi: int) -> None:
         """Refuse an empty ROI; warn about dropped localizations, settings and density."""
@@ -138,10 +153,12 @@ class _Job:
 
 def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
              pixel_size: float | None, frames_per_step: int | None, roi: str | tuple | None,
-             camera_pixel: float | None, window: int | None, stride: int, batch: int,
+             camera_pixel: float | None, window: int | None, stride: int, batch: int | None,
              confidence: bool, first_frame: int, exposure_s: float | None,
-             warn: Callable[[str], None], max_memory: int | None, tile: int | None) -> _Job:
+             warn: Callable[[str], None], max_memory: int | None, tile: int | None,
+             precision: str = "fp32") -> _Job:
     warnings: list[str] = []
+    t_read = time.perf_counter()
 
     def note(msg: str) -> None:
         warnings.append(msg)
@@ -149,9 +166,13 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
 
     locs = table if isinstance(table, Localizations) else read_localizations(table, camera_pixel,
                                                                              warn=note)
+    t_read = time.perf_counter() - t_read
+    t_load = time.perf_counter()  # PyTorch's import and the model
+    from .engine import PRECISIONS
     from .export import LoadedModel, load_model  # torch: after the table is known to be readable
 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
+    t_load = time.perf_counter() - t_load
     px = float(pixel_size) if pixel_size is not None else lm.pixel_size
     S = frames_per_step if frames_per_step is not None else lm.frames_per_step
     W = int(window) if window is not None else lm.window
@@ -161,8 +182,10 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
         raise DBlinkError(f"--window must be >= 0 steps, got {W}")
     if stride < 1:
         raise DBlinkError(f"--stride must be >= 1, got {stride}")
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
+    if precision not in PRECISIONS:
+        raise DBlinkError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if tile is not None and tile < 0:
         raise DBlinkError(f"--tile must be >= 0 px (0: no tiling), got {tile}")
     limit = default_max_memory() if max_memory is None else int(max_memory)
@@ -180,8 +203,8 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
     H, Wd = grid.shape
     if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
         decoded = stride * (3 if confidence else 1)
-        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch, decoded), limit // 4,
-                         halo)
+        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or 4, decoded),
+                         limit // 4, halo)
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
         "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
@@ -189,20 +212,23 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
         "stride": stride, "roi_nm": [grid.x0, grid.y0, grid.width, grid.height],
         "steps": T, "exposure_s": exposure_s,
     }
+    if precision != "fp32":
+        params["precision"] = precision
     if tile:
         params.update(tile_px=tile, halo_px=halo)
     return _Job(locs, lm, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
-                note, warnings)
+                note, warnings, precision, t_read, t_load)
 
 
 def reconstruct_table(table: str | Path | Localizations, model: str | Path | LoadedModel = "filaments",
                       pixel_size: float | None = None, frames_per_step: int | None = None,
                       roi: str | tuple | None = None, camera_pixel: float | None = None,
                       window: int | None = None, stride: int = 1, device: str = "auto",
-                      batch: int = 4, confidence: bool = True, first_frame: int = 1,
+                      batch: int | None = None, confidence: bool = True, first_frame: int = 1,
                       exposure_s: float | None = None, progress: ProgressSpec = "bar",
                       warn: Callable[[str], None] = _stderr_warning,
-                      max_memory: int | None = None, tile: int | None = None) -> Result:
+                      max_memory: int | None = None, tile: int | None = None,
+                      precision: str = "fp32") -> Result:
     """Reconstruct a super-resolved video from a localization table, in memory.
 
     Args:
@@ -213,6 +239,8 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
         roi: ``"X0,Y0,W,H"`` or a tuple, nm (default: the data's bounding box).
         camera_pixel: nm per camera pixel, needed for tables in px.
         window: half-width in steps (default: the model's); stride: kept steps per window.
+        batch: windows per network call (default: 4 on CPUs, from the free memory on CUDA).
+        precision: ``fp32`` (default), ``bf16`` or ``fp16`` (autocast, see :mod:`.engine`).
         exposure_s: seconds per raw frame, for the time calibration (optional).
         warn: called with each one-line warning (default: printed as ``dblink: warning: ...``).
         max_memory: bytes the whole-video arrays may take (default: half the available memory);
@@ -221,7 +249,7 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
             working memory for the whole field would exceed a quarter of ``max_memory``).
     """
     job = _prepare(table, model, pixel_size, frames_per_step, roi, camera_pixel, window, stride,
-                   batch, confidence, first_frame, exposure_s, warn, max_memory, tile)
+                   batch, confidence, first_frame, exposure_s, warn, max_memory, tile, precision)
     from .engine import infer
 
     locs, grid, T = job.locs, job.grid, job.n_steps
@@ -246,19 +274,22 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
 
 def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                         model: str | Path | LoadedModel = "filaments", *, stride: int = 1,
-                        device: str = "auto", batch: int = 4, confidence: bool = True,
+                        device: str = "auto", batch: int | None = None, confidence: bool = True,
                         first_frame: int = 1, progress: ProgressSpec = "bar",
                         warn: Callable[[str], None] = _stderr_warning, atomic: bool = True,
                         overwrite: bool = True, chunk: int | None = None, **options) -> Written:
     """As :func:`reconstruct_table` followed by :meth:`Result.write`, byte for byte the same file,
     but rendered, reconstructed and written in time chunks: memory does not grow with the movie's
     length. ``options``: ``pixel_size``, ``frames_per_step``, ``roi``, ``camera_pixel``,
-    ``window``, ``exposure_s``, ``max_memory``, ``tile``; ``chunk``: output steps per chunk
-    (default: about 256 MiB of chunk arrays, or less under ``max_memory``)."""
+    ``window``, ``exposure_s``, ``max_memory``, ``tile``, ``precision``; ``chunk``: output steps
+    per chunk (default: about 256 MiB of chunk arrays, or less under ``max_memory``). The result's
+    ``timings`` say where the time went."""
+    t_start = time.perf_counter()
     job = _prepare(table, model, options.get("pixel_size"), options.get("frames_per_step"),
                    options.get("roi"), options.get("camera_pixel"), options.get("window"), stride,
                    batch, confidence, first_frame, options.get("exposure_s"), warn,
-                   options.get("max_memory"), options.get("tile"))
+                   options.get("max_memory"), options.get("tile"),
+                   options.get("precision", "fp32"))
     from .engine import default_chunk, stream_bytes, stream_infer
     from .io import write_hyperstack_stream
 
@@ -279,7 +310,9 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                           f"{format_bytes(need)} ({2 * job.window + 1}-step windows of {Wd} x {H} "
                           f"pixels), more than --max-memory {format_bytes(job.limit)}; use a smaller "
                           f"--roi, a larger --pixel-size or a larger --max-memory")
+    t_render = time.perf_counter()
     steps = StepRenderer(job.locs, job.grid, job.frames_per_step, first_frame, job.n_steps)
+    t_render = time.perf_counter() - t_render
     job.check_counts(steps.n_inside, steps.n_outside_roi)
     if chunk is None:
         chunk = default_chunk(H, Wd, job.window, stride, confidence,
@@ -289,17 +322,30 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                           stats=stats, **job.infer_kw(stride, device, batch, confidence))
     names = ["dblink", "confidence"] if confidence else ["dblink"]
     params = dict(job.params)
+    produce = [0.0]  # seconds spent producing steps (inference); the rest of the writer's is writing
 
     def per_step() -> Iterator[list[np.ndarray]]:
+        t = time.perf_counter()
         for _, y, c in frames:
-            yield [y, np.nan_to_num(c, nan=0.0)] if confidence else [y]
+            item = [y, np.nan_to_num(c, nan=0.0)] if confidence else [y]
+            produce[0] += time.perf_counter() - t
+            yield item
+            t = time.perf_counter()
+        produce[0] += time.perf_counter() - t
         # Info is rewritten after the last step: it gets the run's device and time, as in memory
         params.update(device=stats["device"], seconds=round(stats["seconds"], 2))
 
     g = job.grid
+    t_write = time.perf_counter()
     write_hyperstack_stream(output, per_step(), (T, H, Wd), names, g.pixel_size, job.frames_per_step,
                             exposure_s=options.get("exposure_s"), origin_nm=(g.x0, g.y0),
                             info=params, overwrite=overwrite, atomic=atomic)
+    t_end = time.perf_counter()
+    timings = {"read": job.read_s, "model": job.load_s, "render": t_render + stats["source_s"], "network": stats["network_s"],
+               "write": (t_end - t_write) - produce[0], "total": t_end - t_start}
+    timings["other"] = max(0.0, timings["total"] - sum(timings[k] for k in
+                                                       ("read", "model", "render", "network",
+                                                        "write")))
     return Written(path=Path(output), shape=(T, H, Wd), seconds=stats.get("seconds", 0.0),
                    device=stats["device"], model=job.model, params=params,
-                   warnings=job.warnings)
+                   warnings=job.warnings, timings=timings)

@@ -146,6 +146,23 @@ def plot_log(run_dir: str | Path) -> Path | None:
                      ylim=(0.0, top))
 
 
+def initial_weights(source: str) -> dict:
+    """Weights to start training from (config key ``init``): a bundled model name or model file
+    (``.pt`` from ``dblink export``), or a training checkpoint (its best weights)."""
+    from .export import resolve_model
+
+    path = Path(source) if Path(source).is_file() else resolve_model(source)
+    try:  # a TorchScript model file
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    except Exception:  # noqa: BLE001 - not TorchScript: a training checkpoint?
+        pass
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return dict(ckpt["best"])
+    except Exception as exc:  # noqa: BLE001
+        raise DBlinkError(f"{path}: neither a dblink model file nor a checkpoint ({exc})") from None
+
+
 class _Distributed:
     """torchrun/DDP context from the environment (WORLD_SIZE, RANK, LOCAL_RANK); a no-op alone."""
 
@@ -218,7 +235,10 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg, indent=2))
     torch.manual_seed(cfg["seed"])
-    net = build_model(cfg["arch"], **cfg.get("hparams", {})).to(dev)
+    net = build_model(cfg["arch"], **cfg.get("hparams", {}))
+    if cfg.get("init") and not resume:
+        net.load_state_dict(initial_weights(cfg["init"]))
+    net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
     step, best, best_state = 0, {"f1": -1.0}, None
