@@ -19,9 +19,10 @@ t0=$(date +%s)
 left() { echo $(( DEADLINE_S - ($(date +%s) - t0) )); }
 pack() { tar czf "$OUT/results.tar.gz.tmp" -C "$W" results && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"; }
 dblink() { python3 -m dblink.cli "$@"; }
+[ -n "${DRY:-}" ] && dblink() { echo "dblink $*"; }  # DRY=1: print the commands only
 R=$W/results
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$R/gpu.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$R/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$R/gpu.txt"
 
 echo "== 1. bench ($(left) s left)"

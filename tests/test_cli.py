@@ -110,3 +110,28 @@ def test_reconstruct_timings_and_precision(tmp_path, tiny_model_file):
     res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "b.tif", "--model",
               tiny_model_file, "--precision", "fp64")
     assert res.returncode == 2 and "--precision" in res.stderr
+
+
+def test_evaluate_vary_builds_a_robustness_table(tmp_path, tiny_model_file):
+    js = tmp_path / "vary.json"
+    res = run("evaluate", "--model", tiny_model_file, "--preset", "filaments", "--n", "1",
+              "--stride", "8", "--vary", "density=0.6", "--vary", "camera_pixel=160", "--json", js)
+    assert res.returncode == 0, res.stderr
+    table = [ln for ln in res.stdout.splitlines() if ln.startswith("| ")]
+    assert len(table) == 4 and "| density | 0.6 |" in table[2] and "| camera_pixel | 160 |" in table[3]
+    rows = json.loads(js.read_text())
+    assert [(r["setting"], r["value"]) for r in rows] == [("density", 0.6), ("camera_pixel", 160)]
+    res = run("evaluate", "--model", tiny_model_file, "--vary", "colour=1")
+    assert res.returncode == 2 and "unknown setting" in res.stderr
+
+
+def test_simulated_table_in_camera_pixels_reads_back_in_nm(tmp_path):
+    from dblink.evaluate import make_eval_set
+
+    a = make_eval_set("filaments", tmp_path / "nm", 1)[0]
+    b = make_eval_set("filaments", tmp_path / "px", 1, {"camera_pixel": 107.0})[0]
+    assert '"x [px]"' in (b / "locs.csv").read_text().splitlines()[0]
+    la, lb = read_localizations(a / "locs.csv"), read_localizations(b / "locs.csv", camera_pixel=107.0)
+    np.testing.assert_allclose(lb.x, la.x, atol=1e-3)
+    np.testing.assert_array_equal(lb.frame, la.frame)
+    assert json.loads((b / "sim.json").read_text())["camera_pixel_nm"] == 107.0

@@ -145,6 +145,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .export import load_model
 
     model = load_model(a.model)
+    if a.vary:
+        return _evaluate_vary(a, model)
     if a.data:
         folders = sorted(p.parent for p in Path(a.data).glob("**/sim.json"))
         if not folders:
@@ -174,6 +176,36 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
               f"{Path(a.pictures) / (folders[0].name + '_movie.gif')}", file=sys.stderr)
     if tmp is not None:
         tmp.cleanup()
+    return 0
+
+
+def _evaluate_vary(a: argparse.Namespace, model) -> int:
+    """``evaluate --vary``: the preset set with one setting changed at a time (robustness table)."""
+    import tempfile
+    from pathlib import Path
+
+    from .evaluate import evaluate_folder, format_vary_table, make_eval_set, parse_vary, summarize
+
+    if a.data or a.pictures:
+        raise DBlinkError("--vary works on a --preset set (not with --data or --pictures)")
+    table = []
+    for name, values in parse_vary(a.vary):
+        for v in values:
+            with tempfile.TemporaryDirectory(prefix="dblink-vary-") as tmp:
+                folders = make_eval_set(a.preset, tmp, a.n, {name: v})
+                rows = [evaluate_folder(f, model, window=a.window, stride=a.stride,
+                                        device=a.device, batch=a.batch, precision=a.precision)
+                        for f in folders]
+            table.append({"setting": name, "value": v, "summary": summarize(rows), "movies": rows})
+            m = table[-1]["summary"]["model"]
+            print(f"{name}={v:g}: model F1 {m['f1']:.3f}, fidelity {m['fidelity']:.3f}, "
+                  f"hallucination {m['hallucination'] * 100:.2f} %", file=sys.stderr)
+    print(f"model {model.name} ({model.path.name}), preset {a.preset} ({a.n} movies per row, one "
+          f"setting changed at a time), window ±{a.window if a.window is not None else model.window}"
+          f", stride {a.stride}{', ' + a.precision if a.precision != 'fp32' else ''}:")
+    print(format_vary_table(table))
+    if a.json:
+        Path(a.json).write_text(json.dumps(table, indent=1))
     return 0
 
 
@@ -445,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch", type=int, help="windows per network call (default: automatic)")
     v.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     v.add_argument("--json", help="also write all scores to this JSON file")
+    v.add_argument("--vary", action="append", metavar="NAME=V1,V2,...",
+                   help="robustness table: re-simulate the preset set with one setting changed at a "
+                        "time (density, jitter_nm, false_fraction, drift_nm, ..., or camera_pixel: "
+                        "the table in camera pixels of that size); repeatable")
     v.add_argument("--pictures", metavar="DIR", help="write the first movie's panel PNG and GIF here")
     v.set_defaults(func=_cmd_evaluate)
 

@@ -39,11 +39,12 @@ EVAL_SETS = {
 EVAL_SEED = 20260001
 
 
-def write_sim(sim: SimResult, folder: str | Path) -> Path:
-    """Write a simulated movie as ``locs.csv`` + ``gt.tif`` + ``sim.json`` into ``folder``."""
+def write_sim(sim: SimResult, folder: str | Path, camera_pixel: float | None = None) -> Path:
+    """Write a simulated movie as ``locs.csv`` + ``gt.tif`` + ``sim.json`` into ``folder``
+    (with ``camera_pixel``, nm: the table in camera pixels, as an uncalibrated ThunderSTORM run)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_localizations(folder / "locs.csv", sim.locs)
+    write_localizations(folder / "locs.csv", sim.locs, camera_pixel)
     g = sim.grid
     with atomic_output(folder / "gt.tif") as tmp:
         tifffile.imwrite(tmp, sim.gt.astype(np.float32), imagej=True,
@@ -52,7 +53,7 @@ def write_sim(sim: SimResult, folder: str | Path) -> Path:
                                    "finterval": float(sim.config.frames_per_step), "tunit": "frame"})
     meta = {"config": sim.config.to_dict(), "seed": sim.seed,
             "roi_nm": [g.x0, g.y0, g.width, g.height], "pixel_size_nm": g.pixel_size,
-            "localizations": len(sim.locs)}
+            "localizations": len(sim.locs), "camera_pixel_nm": camera_pixel}
     (folder / "sim.json").write_text(json.dumps(meta, indent=1))
     return folder
 
@@ -71,6 +72,7 @@ def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None =
         raise DBlinkError(f"{folder}: not a simulated data folder ({exc})") from None
     cfg = meta["config"]
     res = reconstruct_table(folder / "locs.csv", model, pixel_size=meta["pixel_size_nm"],
+                            camera_pixel=meta.get("camera_pixel_nm"),
                             frames_per_step=cfg["frames_per_step"], roi=tuple(meta["roi_nm"]),
                             window=window, stride=stride, device=device, batch=batch,
                             confidence=pictures is not None, progress=progress, warn=lambda m: None,
@@ -88,15 +90,67 @@ def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None =
             "seconds": res.reconstruction.seconds, "steps": T}
 
 
-def make_eval_set(name: str, folder: str | Path, n: int = 4) -> list[Path]:
-    """Simulate the evaluation set ``name`` (``n`` movies, evaluation seeds) into ``folder``."""
+#: what ``--vary`` may change besides the simulation settings: the table's unit (camera pixels)
+TABLE_AXES = ("camera_pixel",)
+
+
+def make_eval_set(name: str, folder: str | Path, n: int = 4, overrides: dict | None = None) -> list[Path]:
+    """Simulate the evaluation set ``name`` (``n`` movies, evaluation seeds) into ``folder``;
+    ``overrides`` change :class:`SimConfig` fields (e.g. ``density``, ``jitter_nm``) or write the
+    table in camera pixels (``camera_pixel``, nm). The same seeds are used whatever the overrides,
+    so a row of a robustness table differs from the preset only in the overridden setting."""
     if name not in EVAL_SETS:
         raise DBlinkError(f"unknown evaluation set {name!r} (choose from {', '.join(EVAL_SETS)})")
+    overrides = dict(overrides or {})
+    camera_pixel = overrides.pop("camera_pixel", None)
+    try:
+        cfg = replace(EVAL_SETS[name], **overrides)
+    except TypeError:
+        raise DBlinkError(f"--vary: unknown setting among {', '.join(overrides)} (choose from "
+                          f"{', '.join(list(VARY_AXES) + list(TABLE_AXES))})") from None
     out = []
     for i in range(n):
-        cfg = replace(EVAL_SETS[name])
-        out.append(write_sim(simulate_movie(cfg, [EVAL_SEED, i]), Path(folder) / f"{name}-{i:02d}"))
+        out.append(write_sim(simulate_movie(cfg, [EVAL_SEED, i]), Path(folder) / f"{name}-{i:02d}",
+                             camera_pixel))
     return out
+
+
+#: simulation settings that ``dblink evaluate --vary`` may change (numbers only)
+VARY_AXES = tuple(f for f, v in SimConfig().to_dict().items() if isinstance(v, (int, float))
+                  and f not in ("height_px", "width_px", "pixel_size", "frames_per_step", "n_steps"))
+
+
+def parse_vary(specs: list[str]) -> list[tuple[str, list[float]]]:
+    """``["density=0.15,0.6", ...]`` → ``[("density", [0.15, 0.6]), ...]``, checked."""
+    out = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in VARY_AXES + TABLE_AXES:
+            raise DBlinkError(f"--vary {spec!r}: unknown setting {name!r} (choose from "
+                              f"{', '.join(VARY_AXES + TABLE_AXES)})")
+        try:
+            vals = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise DBlinkError(f"--vary {spec!r}: expected NAME=V1,V2,... with numbers") from None
+        if not vals or any(v < 0 for v in vals) or (name == "camera_pixel" and 0 in vals):
+            raise DBlinkError(f"--vary {spec!r}: expected NAME=V1,V2,... with numbers >= 0"
+                              f"{' (> 0 for camera_pixel)' if name == 'camera_pixel' else ''}")
+        if name == "n_structures":
+            vals = [int(v) for v in vals]
+        out.append((name, vals))
+    return out
+
+
+def format_vary_table(rows: list[dict]) -> str:
+    """Rows of (setting, value, summary) as a Markdown table: model vs baseline."""
+    lines = ["| setting | value | dblink F1 | fidelity | hallucination | baseline F1 | baseline F1 (best level) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        m, b = r["summary"]["model"], r["summary"]["baseline"]
+        lines.append(f"| {r['setting']} | {r['value']:g} | {m['f1']:.3f} | {m['fidelity']:.3f} | "
+                     f"{m['hallucination'] * 100:.2f} % | {b['f1']:.3f} | {b['f1_best']:.3f} |")
+    return "\n".join(lines)
 
 
 def summarize(rows: list[dict]) -> dict:

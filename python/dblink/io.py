@@ -363,12 +363,20 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def write_localizations(path: str | os.PathLike, locs: Localizations) -> None:
-    """Write a ThunderSTORM-style CSV (quoted header, ``id, frame, x [nm], y [nm], uncertainty [nm]``)."""
+def write_localizations(path: str | os.PathLike, locs: Localizations,
+                        camera_pixel: float | None = None) -> None:
+    """Write a ThunderSTORM-style CSV (quoted header, ``id, frame, x [nm], y [nm], uncertainty [nm]``);
+    with ``camera_pixel`` (nm) x and y are written in camera pixels (``x [px]``), as ThunderSTORM
+    does without a camera calibration."""
     n = len(locs)
-    cols = [np.arange(1, n + 1), locs.frame, locs.x, locs.y]
-    header = '"id","frame","x [nm]","y [nm]"'
-    fmt = ["%d", "%d", "%.3f", "%.3f"]
+    if camera_pixel:
+        cols = [np.arange(1, n + 1), locs.frame, locs.x / camera_pixel, locs.y / camera_pixel]
+        header = '"id","frame","x [px]","y [px]"'
+        fmt = ["%d", "%d", "%.5f", "%.5f"]
+    else:
+        cols = [np.arange(1, n + 1), locs.frame, locs.x, locs.y]
+        header = '"id","frame","x [nm]","y [nm]"'
+        fmt = ["%d", "%d", "%.3f", "%.3f"]
     if locs.uncertainty is not None:
         cols.append(locs.uncertainty)
         header += ',"uncertainty [nm]"'
