@@ -124,3 +124,33 @@ def test_bench_precisions_and_no_reference():
                      ref_frames=0, hidden=4)
     assert [r["mode"] for r in rows] == ["engine stride 2"] and rows[0]["speedup"] is None
     assert "engine stride 2" in format_rows(rows)
+
+
+def test_out_of_memory_halves_the_batch_instead_of_failing():
+    from dblink.engine import _Runner
+    from dblink.errors import DBlinkError
+
+    class Greedy(torch.nn.Module):  # "runs out of memory" above 2 windows per call
+        def forward(self, x, pos):
+            if x.shape[0] > 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 21.40 GiB")
+            return x.index_select(1, pos)
+
+    run = _Runner(Greedy(), torch.device("cpu"), "fp32")
+    run.split_on_oom = True  # as on CUDA
+    x = torch.arange(7 * 3 * 2 * 2, dtype=torch.float32).reshape(7, 3, 2, 2)
+    pos = torch.tensor([1])
+    np.testing.assert_array_equal(run(x, pos), x[:, 1:2].numpy())
+    assert run.max_batch == 1  # 7 -> 3 -> 1 (3 still failed), kept for later calls
+    np.testing.assert_array_equal(run(x[:2], pos), x[:2, 1:2].numpy())
+
+    class Hopeless(torch.nn.Module):
+        def forward(self, x, pos):
+            raise RuntimeError("CUDA out of memory.")
+
+    run = _Runner(Hopeless(), torch.device("cpu"), "fp32")
+    run.split_on_oom = True
+    with pytest.raises(DBlinkError, match="--tile"):
+        run(x, pos)
+    with pytest.raises(RuntimeError, match="out of memory"):  # not on CPUs
+        _Runner(Hopeless(), torch.device("cpu"), "fp32")(x, pos)

@@ -100,7 +100,43 @@ def auto_batch(module: torch.nn.Module, dev: torch.device, n_in: int, H: int, W:
     torch.cuda.synchronize(dev)
     per_window = max(1, torch.cuda.max_memory_allocated(dev) - base)
     free, _ = torch.cuda.mem_get_info(dev)
-    return int(max(1, min(cap, free // 2 // per_window)))
+    # a third of the free memory: the allocator's fragmentation takes more than the measured peak
+    return int(max(1, min(cap, free // 3 // per_window)))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """CUDA out of memory, also as raised from inside a TorchScript module (a RuntimeError)."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+class _Runner:
+    """Runs the network on a batch of windows; on CUDA out-of-memory it halves the batch (for this
+    and all later calls) instead of failing, down to one window."""
+
+    def __init__(self, module: torch.nn.Module, dev: torch.device, precision: str) -> None:
+        self.module, self.dev, self.precision = module, dev, precision
+        self.max_batch: int | None = None
+        self.split_on_oom = dev.type == "cuda"
+
+    def __call__(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
+        n = x.shape[0] if self.max_batch is None else self.max_batch
+        if n < x.shape[0]:
+            return np.concatenate([self(x[i:i + n], pos) for i in range(0, x.shape[0], n)])
+        if self.dev.type == "cuda" and x.device.type == "cpu":
+            x = x.pin_memory()
+        try:
+            with torch.inference_mode(), autocast(self.dev, self.precision):
+                return self.module(x.to(self.dev, non_blocking=True), pos).float().cpu().numpy()
+        except RuntimeError as exc:
+            if not (self.split_on_oom and _is_oom(exc)):
+                raise
+        torch.cuda.empty_cache()
+        if x.shape[0] == 1:
+            raise DBlinkError(f"out of GPU memory for a single window of {x.shape[1]} steps of "
+                              f"{x.shape[3]} x {x.shape[2]} px; use --tile 256 (or smaller), "
+                              f"--precision bf16 or --device cpu") from None
+        self.max_batch = x.shape[0] // 2
+        return self(x, pos)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -168,7 +204,7 @@ def stream_bytes(H: int, W: int, window: int, stride: int, chunk: int, confidenc
 
 
 def default_chunk(H: int, W: int, window: int, stride: int = 1, confidence: bool = True,
-                  budget: int = 256 * 2**20) -> int:
+                  budget: int = 1024 * 2**20) -> int:
     """Output steps per time chunk so that :func:`stream_bytes` stays within ``budget`` (at
     least ``stride`` steps, at most 1024)."""
     chunk = 1024
@@ -225,10 +261,13 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         stats.update(device=str(dev), batch=batch, n_windows=len(windows), n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0)
     t_source = t_network = 0.0
-    pin = dev.type == "cuda"
+    run = _Runner(module, dev, precision)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
     alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
     next_t, done = 0, 0.0
+    # the last chunk's input steps [c0, c0 + len(cached)), on the device: the next chunk reuses
+    # the steps it shares with it (the ±window context) and reads only the new ones
+    c0, cached = 0, torch.zeros((0, H, W))
     with Progress(T, progress, desc="reconstruct") as bar:
         b = 0
         while b < len(batches):
@@ -241,25 +280,28 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
             a0 = min(w.start for bt in group for w in bt)
             a1 = max(w.stop for bt in group for w in bt)
             ts = time.perf_counter()
-            x_chunk = torch.from_numpy(np.ascontiguousarray(source(a0, a1), dtype=np.float32))
+            keep = cached[a0 - c0:] if c0 <= a0 <= c0 + len(cached) else cached[:0]
+            n0 = a0 + len(keep)  # chunks move forward: only steps from n0 on are new
+            new = torch.from_numpy(np.ascontiguousarray(source(n0, a1), dtype=np.float32)) \
+                if a1 > n0 else torch.zeros((0, H, W))
+            if dev.type == "cuda":
+                new = new.pin_memory().to(dev, non_blocking=True)
+            x_chunk = torch.cat([keep.to(new.device), new]) if len(keep) else new
+            c0, cached = a0, x_chunk
             t_source += time.perf_counter() - ts
             # raw estimates of this chunk, keyed (step, kind): kind 0 = kept, -1/+1 = alternate
             # from a window placed later/earlier; with tiles, each is filled core by core
             est: dict[tuple[int, int], np.ndarray] = {}
             lohi: dict[tuple[int, int], list[float]] = {}
             for tl in tiles:
-                x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1].contiguous()
+                x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1]  # on the device: windows cut there
                 cy, cx = tl.crop
                 for bt in group:
                     _, rel_keep, rel_alt = bt[0].signature
                     pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
                     x = torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt])
                     tn = time.perf_counter()
-                    if pin:
-                        x = x.pin_memory()
-                    # not around the yields: the caller runs there
-                    with torch.inference_mode(), autocast(dev, precision):
-                        y = module(x.to(dev, non_blocking=True), pos).float().cpu().numpy()
+                    y = run(x, pos)  # not around the yields: the caller runs there
                     t_network += time.perf_counter() - tn
                     for j, w in enumerate(bt):
                         keys = [(k, 0) for k in w.keep]
@@ -292,6 +334,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
             bar.update(T - bar.done)
     if stats is not None:
         stats.update(seconds=time.perf_counter() - t0, source_s=t_source, network_s=t_network)
+        if run.max_batch is not None:
+            stats["batch"] = run.max_batch
 
 
 def _confidence(y: np.ndarray, estimates: list[np.ndarray]) -> np.ndarray:

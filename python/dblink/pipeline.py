@@ -316,7 +316,7 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
     job.check_counts(steps.n_inside, steps.n_outside_roi)
     if chunk is None:
         chunk = default_chunk(H, Wd, job.window, stride, confidence,
-                              budget=min(256 * 2**20, job.limit // 2))
+                              budget=min(1024 * 2**20, job.limit // 2))
     stats: dict = {}
     frames = stream_infer(steps, steps.shape, job.model.module, progress=progress, chunk=chunk,
                           stats=stats, **job.infer_kw(stride, device, batch, confidence))
