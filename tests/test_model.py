@@ -177,3 +177,12 @@ def test_import_original_weights(tmp_path):
     torch.save({"foo": torch.zeros(1)}, tmp_path / "other")
     assert main(["import-weights", str(tmp_path / "other"), "-o", str(tmp_path / "x.pt"),
                  "--pixel-size", "30", "--frames-per-step", "20"]) == 2
+
+
+def test_macs_per_pixel_counts_the_paper_network_exactly():
+    from dblink.model import build_model, macs_per_pixel
+
+    lstm = 2 * ((1 + 4) * 16 * 25 + (4 + 4) * 16 * 25)  # two directions, two layers, 5x5
+    head = (8 * 128 + 128 * 256 + 256 * 64 + 64 * 1) * 25
+    assert macs_per_pixel(build_model("paper")) == lstm + head == 1_266_400
+    assert macs_per_pixel(build_model("compact", hidden=32)) < lstm + head / 30

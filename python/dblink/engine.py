@@ -236,11 +236,13 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     call (None: :func:`auto_batch`). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``
     and the time spent reading steps from ``source`` (``source_s``) and in the network
-    (``network_s``, transfers included); the rest is assembly and confidence.
+    (``network_s``, transfers included; ``setup_s`` before: moving the model to the device, the
+    automatic batch's trial run); the rest is assembly and confidence.
     """
     T, H, W = shape
     if T == 0:
         raise DBlinkError("the video has no steps")
+    t_setup = time.perf_counter()
     dev = pick_device(device)
     autocast(dev, precision)  # checks the name before any work
     module = module.to(dev).eval()
@@ -259,7 +261,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     t0 = time.perf_counter()
     if stats is not None:
         stats.update(device=str(dev), batch=batch, n_windows=len(windows), n_tiles=len(tiles),
-                     source_s=0.0, network_s=0.0)
+                     source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
     t_source = t_network = 0.0
     run = _Runner(module, dev, precision)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded

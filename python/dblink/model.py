@@ -171,3 +171,26 @@ def model_hparams(arch: str, **overrides) -> dict:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def macs_per_pixel(model: nn.Module, steps: int = 8, size: int = 64) -> float:
+    """Multiply-adds per pixel per step of a (B, T, H, W) forward pass decoding every step,
+    counted over all convolutions (the elementwise gate arithmetic is not counted)."""
+    total = [0]
+
+    def hook(mod: nn.Module, inp, out) -> None:
+        if isinstance(mod, nn.ConvTranspose2d):  # each input element meets the whole kernel
+            total[0] += inp[0].numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            total[0] += out.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, steps, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / (steps * size * size)

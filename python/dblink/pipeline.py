@@ -87,7 +87,8 @@ class Written:
     model: LoadedModel
     params: dict
     warnings: list = field(default_factory=list)
-    #: wall seconds per stage: read (table), model (importing PyTorch, loading the model), render (steps), network,
+    #: wall seconds per stage: read (table), model (importing PyTorch, loading the model, moving it
+    #: to the device: a fixed cost per run), render (steps), network,
     #: write (TIFF pages), other (windows, confidence, tiles), total
     timings: dict = field(default_factory=dict)
 
@@ -341,7 +342,8 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                             exposure_s=options.get("exposure_s"), origin_nm=(g.x0, g.y0),
                             info=params, overwrite=overwrite, atomic=atomic)
     t_end = time.perf_counter()
-    timings = {"read": job.read_s, "model": job.load_s, "render": t_render + stats["source_s"], "network": stats["network_s"],
+    timings = {"read": job.read_s, "model": job.load_s + stats["setup_s"],
+               "render": t_render + stats["source_s"], "network": stats["network_s"],
                "write": (t_end - t_write) - produce[0], "total": t_end - t_start}
     timings["other"] = max(0.0, timings["total"] - sum(timings[k] for k in
                                                        ("read", "model", "render", "network",
