@@ -110,7 +110,10 @@ class PaperNet(_BiConvLSTMNet):
             x = torch.log1p(x)
         feats = _select(self.bidirectional(x.unsqueeze(2)), positions)
         P = feats.shape[1]
-        y = self.conv_net(feats.reshape(B * P, feats.shape[2], H, W)).reshape(B, P, H, W)
+        h = feats.reshape(B * P, feats.shape[2], H, W)
+        if h.device.type == "cpu":  # oneDNN's 5x5 convolutions run ~15 % faster channels-last
+            h = h.contiguous(memory_format=torch.channels_last)
+        y = self.conv_net(h).reshape(B, P, H, W)
         if self.sigmoid_out and not logits:
             y = torch.sigmoid(y)
         return y
