@@ -254,7 +254,8 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
     d, table = data
     out = tmp_path / "replayed.tif"
     recorded = (f"table=[{table}] model=filaments pixel_size=0 frames_per_step=0 window=0 stride=1 "
-                f"roi={empty} camera_pixel=0 device=auto exposure=0 save=[{out}] python=[{PY}]")
+                f"roi={empty} camera_pixel=0 device=auto precision=fp32 exposure=0 save=[{out}] "
+                f"python=[{PY}]")
     mfile = tmp_path / "r.ijm"
     mfile.write_text(f'print(call("dblink.DBlink_Reconstruct.macro", "{recorded}"));')
     r = subprocess.run(["java", "-Djava.awt.headless=true", "-cp", f"{IJ_JAR}:{jar}", "ij.ImageJ",

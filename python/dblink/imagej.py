@@ -123,7 +123,7 @@ def options_to_kwargs(options: dict) -> dict:
                 kw[name] = cast(float(options[key])) if cast is int else cast(options[key])
             except ValueError:
                 raise DBlinkError(f"option {key}={options[key]!r} is not a number") from None
-    for key in ("model", "roi", "device"):
+    for key in ("model", "roi", "device", "precision"):
         if options.get(key):
             kw[key] = options[key]
     kw["confidence"] = not options.get("skip_confidence")

@@ -41,9 +41,11 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
     public static final String THUNDERSTORM = "ThunderSTORM results";
     /** The option keys, as recorded by the dialog and read from macro options. */
     public static final String[] KEYS = {"table", "model", "pixel_size", "frames_per_step", "window",
-        "stride", "roi", "camera_pixel", "device", "exposure", "skip_confidence", "show", "save", "python"};
+        "stride", "roi", "camera_pixel", "device", "precision", "exposure", "skip_confidence", "show",
+        "save", "python"};
     static final String[] BOOLEAN_KEYS = {"skip_confidence", "show"};
     static final String[] DEVICES = {"auto", "cpu", "cuda", "mps"};
+    static final String[] PRECISIONS = {"fp32", "bf16", "fp16"};
 
     private static volatile DBlinkRuntime runtime;
     private static volatile String lastError = "";
@@ -148,6 +150,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         gd.addMessage("ROI: x0,y0,width,height in nm, \"selection\" (of the active image), or empty for all.");
         gd.addNumericField("Camera_pixel", 0, 1, 8, "nm (for tables in px)");
         gd.addChoice("Device", DEVICES, "auto");
+        gd.addChoice("Precision", PRECISIONS, "fp32");
         gd.addNumericField("Exposure", 0, 4, 8, "s per raw frame (0 = unknown)");
         gd.addCheckbox("Skip_confidence", false);
         gd.addCheckbox("Show", true);
@@ -165,6 +168,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         putString(o, "roi", gd.getNextString());
         putNumber(o, "camera_pixel", gd.getNextNumber());
         putString(o, "device", gd.getNextChoice());
+        putString(o, "precision", gd.getNextChoice());
         putNumber(o, "exposure", gd.getNextNumber());
         if (gd.getNextBoolean()) o.put("skip_confidence", "true");
         if (gd.getNextBoolean()) o.put("show", "true");
@@ -300,7 +304,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         String[][] flags = {{"model", "--model"}, {"pixel_size", "--pixel-size"},
             {"frames_per_step", "--frames-per-step"}, {"window", "--window"}, {"stride", "--stride"},
             {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"device", "--device"},
-            {"exposure", "--exposure"}};
+            {"precision", "--precision"}, {"exposure", "--exposure"}};
         for (String[] f : flags) {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
