@@ -56,6 +56,8 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
     dev = pick_device(device)
     net = build_model(arch, **({"hidden": hidden} if hidden else {})).eval().to(dev)
     scripted = torch.jit.script(net)
+    if hasattr(net, "channels_last_head"):  # the reference runs as the original: default layout
+        net.channels_last_head = False
     video = synthetic_video(steps, size, seed)
     rows = []
     # the reference on a few centre steps (full windows), timed per output frame
