@@ -1,10 +1,11 @@
 """``dblink bench``: speed of the engine against the original DBlink loop, on the same data and weights.
 
-The reference loop (``engine.reference_loop``) runs, for every output step, the whole network on the
-±W window and decodes every step of it, keeping the centre — the original algorithm. It is timed on
-a few output steps (it is slow by design) and reported per output frame; each engine mode runs on the
-whole movie. Exact mode's output is compared with the reference on the steps both computed: the
-maximum absolute difference, and that difference relative to the reference's largest |value|.
+The reference loop (the algorithm of ``engine.reference_loop``) runs, for every output step, the
+whole network on the ±W window and decodes every step of it, keeping the centre — the original
+algorithm, in the default memory layout as the original code. It is timed on a few output steps
+(it is slow by design) and reported per output frame; each engine mode runs on the whole movie.
+Exact mode's output is compared with the reference on the steps both computed: the maximum
+absolute difference, and that difference relative to the reference's largest |value|.
 With ``--precision bf16`` (or fp16) the engine runs under autocast; its exact-mode difference is
 then the precision's error (the reference always runs in float32).
 """
@@ -17,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from .engine import PRECISIONS, infer, pick_device, reference_loop
+from .engine import PRECISIONS, infer, pick_device
 from .errors import DBlinkError
 from .model import build_model, count_parameters
 
