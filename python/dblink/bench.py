@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from .engine import PRECISIONS, infer, pick_device
+from .engine import check_precision, infer, pick_device
 from .errors import DBlinkError
 from .model import build_model, count_parameters
 
@@ -48,8 +48,7 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
               precisions: tuple[str, ...] = ("fp32",), hidden: int | None = None) -> list[dict]:
     """Time the reference loop and the engine (each stride × precision); one row per mode."""
     for p in precisions:
-        if p not in PRECISIONS:
-            raise DBlinkError(f"--precision: {p!r} is not one of {', '.join(PRECISIONS)}")
+        check_precision(p)
     if size < 8 or steps < 1 or window < 0 or ref_frames < 0 or min(strides) < 1:
         raise DBlinkError("bench: --size >= 8, --steps >= 1, --window >= 0, --ref-frames >= 0 "
                           "and strides >= 1 are needed")

@@ -73,10 +73,15 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_BATCH = 4  # windows per call on CPUs (larger batches gain nothing on 2-16 cores)
 
 
-def autocast(dev: torch.device, precision: str):
-    """The autocast context of a precision name (``fp32``: a no-op)."""
+def check_precision(precision: str) -> None:
+    """Refuse an unknown precision name with one line."""
     if precision not in PRECISIONS:
         raise DBlinkError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
+def autocast(dev: torch.device, precision: str):
+    """The autocast context of a precision name (``fp32``: a no-op)."""
+    check_precision(precision)
     dtype = PRECISIONS[precision]
     if dtype is None:
         return torch.autocast(dev.type, enabled=False)
@@ -244,7 +249,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         raise DBlinkError("the video has no steps")
     t_setup = time.perf_counter()
     dev = pick_device(device)
-    autocast(dev, precision)  # checks the name before any work
+    check_precision(precision)
     module = module.to(dev).eval()
     windows = plan_windows(T, window, stride, confidence)
     tiles = plan_tiles(H, W, tile, halo, align)

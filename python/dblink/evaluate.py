@@ -90,6 +90,11 @@ def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None =
             "seconds": res.reconstruction.seconds, "steps": T}
 
 
+#: simulation settings that ``dblink evaluate --vary`` may change (numbers only)
+VARY_AXES = tuple(f for f, v in SimConfig().to_dict().items() if isinstance(v, (int, float))
+                  and f not in ("height_px", "width_px", "pixel_size", "frames_per_step", "n_steps"))
+
+
 #: what ``--vary`` may change besides the simulation settings: the table's unit (camera pixels)
 TABLE_AXES = ("camera_pixel",)
 
@@ -113,11 +118,6 @@ def make_eval_set(name: str, folder: str | Path, n: int = 4, overrides: dict | N
         out.append(write_sim(simulate_movie(cfg, [EVAL_SEED, i]), Path(folder) / f"{name}-{i:02d}",
                              camera_pixel))
     return out
-
-
-#: simulation settings that ``dblink evaluate --vary`` may change (numbers only)
-VARY_AXES = tuple(f for f, v in SimConfig().to_dict().items() if isinstance(v, (int, float))
-                  and f not in ("height_px", "width_px", "pixel_size", "frames_per_step", "n_steps"))
 
 
 def parse_vary(specs: list[str]) -> list[tuple[str, list[float]]]:

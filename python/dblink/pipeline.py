@@ -169,7 +169,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
                                                                              warn=note)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model
-    from .engine import PRECISIONS
+    from .engine import check_precision
     from .export import LoadedModel, load_model  # torch: after the table is known to be readable
 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
@@ -185,8 +185,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
         raise DBlinkError(f"--stride must be >= 1, got {stride}")
     if batch is not None and batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
-    if precision not in PRECISIONS:
-        raise DBlinkError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_precision(precision)
     if tile is not None and tile < 0:
         raise DBlinkError(f"--tile must be >= 0 px (0: no tiling), got {tile}")
     limit = default_max_memory() if max_memory is None else int(max_memory)
