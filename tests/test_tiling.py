@@ -130,3 +130,13 @@ def test_stream_writer_is_byte_identical_and_atomic(tmp_path):
         write_hyperstack_stream(tmp_path / "c.tif", failing(), (4, 5, 6), ["dblink", "confidence"],
                                 40.0, 10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_network_memory_estimate_counts_the_strided_window():
+    from dblink.tiling import network_bytes_per_px
+
+    hp = {"hidden": 4, "encoder": 4, "decoder": 4, "skip": 2}
+    one = network_bytes_per_px("compact", hp, 25, 4, 3)
+    assert network_bytes_per_px("compact", hp, 25, 4, 3, stride=1) == one
+    # stride 32: windows of 2·25 + 32 steps instead of 51
+    assert network_bytes_per_px("compact", hp, 25, 4, 3, stride=32) > one * 1.5

@@ -203,7 +203,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
     H, Wd = grid.shape
     if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
         decoded = stride * (3 if confidence else 1)
-        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or 4, decoded),
+        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or 4, decoded, stride),
                          limit // 4, halo)
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,

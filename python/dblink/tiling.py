@@ -102,10 +102,11 @@ def tile_align(arch: str | None) -> int:
     return 2 if arch == "compact" else 1
 
 
-def network_bytes_per_px(arch: str, hparams: dict, window: int, batch: int, decoded: int) -> int:
-    """Rough peak bytes per field pixel of one network call: ``batch`` windows of 2·window + 1
+def network_bytes_per_px(arch: str, hparams: dict, window: int, batch: int, decoded: int,
+                         stride: int = 1) -> int:
+    """Rough peak bytes per field pixel of one network call: ``batch`` windows of 2·window + stride
     steps (inputs, both directions' hidden states and gates) plus the head on ``decoded`` steps."""
-    steps = 2 * window + 1
+    steps = 2 * window + max(1, stride)
     hidden = int(hparams.get("hidden", 4))
     if arch == "paper":
         per_step = 2 * 6 * hidden + 1
