@@ -53,3 +53,31 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
         with atomic_output(target, overwrite=False):
             pass
     assert target.read_bytes() == b"old"
+
+
+def test_metadata_patched_in_place_when_room_is_reserved(tmp_path, monkeypatch):
+    """Past 4 GB nothing can be appended to a classic TIFF: the stream writer then reserves room
+    in the Info text and writes the final metadata (ranges, run time) in place, padded."""
+    import tifffile
+
+    from dblink import io
+
+    monkeypatch.setattr(io, "RESERVE_ABOVE_BYTES", 0)  # behave as for a file over 4 GB
+    info = {"k": 1}
+    frames = [np.full((3, 4), v, np.float32) for v in (1.0, 2.5, 7.0)]
+
+    def steps():
+        yield from ([f] for f in frames)
+        info["seconds"] = 12.5  # known only at the end, as in reconstruct_to_file
+
+    path = tmp_path / "r.tif"
+    io.write_hyperstack_stream(path, steps(), (3, 3, 4), ["dblink"], 40.0, 10, info=info)
+    with tifffile.TiffFile(path) as t:
+        meta = t.imagej_metadata
+        offset = t.pages[0].tags["IJMetadata"].valueoffset
+        first_data = t.pages[0].dataoffsets[0]
+    assert meta["Ranges"] == (1.0, 7.0) and len(meta["Info"]) > 4000  # padded, in place
+    assert offset < first_data  # not appended after the image data
+    data, m = io.read_hyperstack(path)
+    assert m["dblink"]["seconds"] == 12.5 and m["dblink"]["k"] == 1
+    np.testing.assert_array_equal(data[:, 0], np.stack(frames))

@@ -475,6 +475,10 @@ def write_hyperstack(path: str | os.PathLike, channels: list[np.ndarray], channe
                          metadata=meta)
 
 
+#: image data size above which the stream writer reserves room for its final ImageJ metadata
+RESERVE_ABOVE_BYTES = 2**32 - 2**26
+
+
 def write_hyperstack_stream(path: str | os.PathLike, steps: Iterable[list[np.ndarray]],
                             shape: tuple[int, int, int], channel_names: list[str],
                             pixel_size_nm: float, frames_per_step: int,
@@ -509,15 +513,21 @@ def write_hyperstack_stream(path: str | os.PathLike, steps: Iterable[list[np.nda
         if n != T:
             raise ValueError(f"expected {T} steps, got {n}")
 
+    # past 4 GB a classic TIFF cannot point at metadata appended at its end: reserve room in place
+    reserve = T * C * H * W * 4 > RESERVE_ABOVE_BYTES
+
     def write(target: str | os.PathLike) -> None:
         meta = _hyperstack_meta(T, channel_names, pixel_size_nm, frames_per_step, exposure_s,
                                 origin_nm, info, [0.0, 1.0] * C)
+        if reserve and "Info" in meta:
+            meta["Info"] = meta["Info"] + " " * 4096
         with tifffile.TiffWriter(target, imagej=True) as tw:
             tw.write(pages(), shape=(T, C, H, W), dtype="float32",
                      resolution=(1.0 / px_um, 1.0 / px_um), metadata=meta)
         ranges = [v for pair in zip(lo, hi) for v in pair]
         _patch_ijmetadata(target, _hyperstack_meta(T, channel_names, pixel_size_nm, frames_per_step,
-                                                   exposure_s, origin_nm, info, ranges))
+                                                   exposure_s, origin_nm, info, ranges),
+                          pad=reserve)
 
     if not atomic:
         write(path)
@@ -526,10 +536,11 @@ def write_hyperstack_stream(path: str | os.PathLike, steps: Iterable[list[np.nda
         write(tmp)
 
 
-def _patch_ijmetadata(path: str | os.PathLike, meta: dict) -> None:
+def _patch_ijmetadata(path: str | os.PathLike, meta: dict, pad: bool = False) -> None:
     """Replace the ImageJ metadata (tags 50838/50839) of the first page of a classic TIFF with
     ``meta``'s: in place when it has the same size, else appended at the end of the file with the
-    tag entries pointed at it."""
+    tag entries pointed at it. With ``pad``, a shorter ``Info`` is padded with spaces to the old
+    size, so that it is written in place (needed past 4 GB, where nothing can be appended)."""
     import struct
 
     import tifffile
@@ -543,6 +554,9 @@ def _patch_ijmetadata(path: str | os.PathLike, meta: dict) -> None:
         c_off, c_n = counts_tag.valueoffset, counts_tag.count
         d_entry, d_off, d_n = data_tag.offset, data_tag.valueoffset, data_tag.count
     (_, _, n_data, data, _), (_, _, n_counts, counts, _) = tifffile.imagej_metadata_tag(meta, bo)
+    if pad and "Info" in meta and len(data) < d_n and (d_n - len(data)) % 2 == 0:  # UTF-16: 2 bytes per character
+        meta = dict(meta, Info=meta["Info"] + " " * ((d_n - len(data)) // 2))
+        (_, _, n_data, data, _), (_, _, n_counts, counts, _) = tifffile.imagej_metadata_tag(meta, bo)
     if n_counts != c_n:
         raise ValueError("the ImageJ metadata changed its number of entries")
     with open(path, "r+b") as fh:
