@@ -14,8 +14,8 @@ it does (motion ambiguity, few localizations, hallucination risk). It costs extr
 
 Precision: ``fp32`` (default) computes what the reference computes; ``bf16`` / ``fp16`` run the
 network under ``torch.autocast`` (convolutions in 16 bits, outputs returned as float32) — about 2×
-faster on CPUs with AVX-512 BF16 and on GPUs, at a cost in accuracy that ``dblink bench`` and
-``dblink evaluate --precision`` measure. On CUDA, inputs go through pinned memory and ``batch=None``
+faster for the paper head on CPUs with AVX-512 BF16, faster on GPUs only for large fields (measured
+with ``dblink bench``); ``dblink evaluate --precision`` measures the cost in accuracy. On CUDA, inputs go through pinned memory and ``batch=None``
 picks the windows per call from the free GPU memory.
 """
 from __future__ import annotations
@@ -90,8 +90,8 @@ def autocast(dev: torch.device, precision: str):
 
 def auto_batch(module: torch.nn.Module, dev: torch.device, n_in: int, H: int, W: int,
                n_decoded: int, precision: str = "fp32", cap: int = 64) -> int:
-    """Windows per network call: :data:`CPU_BATCH` on CPUs; on CUDA as many as half the free GPU
-    memory holds, from the peak memory of one window of ``n_in`` steps of H × W px with
+    """Windows per network call: :data:`CPU_BATCH` on CPUs; on CUDA as many as a third of the free
+    GPU memory holds, from the peak memory of one window of ``n_in`` steps of H × W px with
     ``n_decoded`` decoded steps (measured by running it), at most ``cap``."""
     if dev.type != "cuda":
         return CPU_BATCH

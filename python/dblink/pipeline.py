@@ -169,7 +169,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
                                                                              warn=note)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model
-    from .engine import check_precision
+    from .engine import CPU_BATCH, check_precision
     from .export import LoadedModel, load_model  # torch: after the table is known to be readable
 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
@@ -203,7 +203,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
     H, Wd = grid.shape
     if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
         decoded = stride * (3 if confidence else 1)
-        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or 4, decoded, stride),
+        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or CPU_BATCH, decoded, stride),
                          limit // 4, halo)
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
@@ -282,7 +282,7 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
     but rendered, reconstructed and written in time chunks: memory does not grow with the movie's
     length. ``options``: ``pixel_size``, ``frames_per_step``, ``roi``, ``camera_pixel``,
     ``window``, ``exposure_s``, ``max_memory``, ``tile``, ``precision``; ``chunk``: output steps
-    per chunk (default: about 256 MiB of chunk arrays, or less under ``max_memory``). The result's
+    per chunk (default: about 1 GiB of chunk arrays, or less under ``max_memory``). The result's
     ``timings`` say where the time went."""
     t_start = time.perf_counter()
     job = _prepare(table, model, options.get("pixel_size"), options.get("frames_per_step"),
