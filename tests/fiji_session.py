@@ -3,6 +3,7 @@
 usage: python fiji_session.py CHECK JSON_ARGS  → prints one JSON line with the results.
 """
 import json
+import re
 import sys
 import time
 
@@ -68,11 +69,13 @@ def main() -> None:
 
 def describe(imp) -> dict:
     cal = imp.getCalibration()
+    info = str(imp.getProperty("Info") or imp.getInfoProperty() or "")
+    tta = re.search(r'"tta": *(\d+)', info)
     return {"title": str(imp.getTitle()), "dims": list(imp.getDimensions()),
             "pixel_width": cal.pixelWidth, "unit": str(cal.getUnit()),
             "frame_interval": cal.frameInterval, "time_unit": str(cal.getTimeUnit()),
             "x_origin": cal.xOrigin, "composite": bool(imp.isComposite()),
-            "info_has_model": '"model"' in str(imp.getProperty("Info") or imp.getInfoProperty() or "")}
+            "info_has_model": '"model"' in info, "info_tta": int(tta.group(1)) if tta else None}
 
 
 def max_diff(a, b) -> float:

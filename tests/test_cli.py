@@ -110,6 +110,14 @@ def test_reconstruct_timings_and_precision(tmp_path, tiny_model_file):
     res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "b.tif", "--model",
               tiny_model_file, "--precision", "fp64")
     assert res.returncode == 2 and "--precision" in res.stderr
+    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "t.tif", "--model",
+              tiny_model_file, "--tta", "4", "--no-confidence", "--progress", "none")
+    assert res.returncode == 0, res.stderr
+    _, meta = read_hyperstack(tmp_path / "t.tif")
+    assert meta["dblink"]["tta"] == 4
+    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "c.tif", "--model",
+              tiny_model_file, "--tta", "3")
+    assert res.returncode == 2 and "--tta" in res.stderr and not (tmp_path / "c.tif").exists()
 
 
 def test_evaluate_vary_builds_a_robustness_table(tmp_path, tiny_model_file):

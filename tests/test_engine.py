@@ -93,6 +93,40 @@ def test_precision_and_batch_are_checked():
         infer(video, net, 1, device="cpu", progress="none", batch=0)
 
 
+@pytest.mark.parametrize("tta", [4, 8])
+def test_tta_averages_the_mirrored_and_transposed_reconstructions(tta):
+    """``tta`` = the mean of plain reconstructions of the mirrored (and transposed) movie, each
+    mapped back; on a non-square field of odd size, with a model that is not mirror-symmetric."""
+    from dblink.engine import dihedral
+
+    torch.manual_seed(5)
+    net = torch.jit.script(build_model("compact", hidden=3, encoder=3, decoder=3, skip=2).eval())
+    video = (np.random.default_rng(5).random((9, 11, 14)) < 0.1).astype(np.float32)
+    got = infer(video, net, 2, stride=2, device="cpu", confidence=False, progress="none",
+                tta=tta).video
+    want = np.zeros_like(video)
+    for transpose, flip in dihedral(tta):
+        v = video.transpose(0, 2, 1) if transpose else video
+        v = np.flip(v, [a + 3 for a in flip]) if flip else v
+        y = infer(np.ascontiguousarray(v), net, 2, stride=2, device="cpu", confidence=False,
+                  progress="none").video
+        y = np.flip(y, [a + 3 for a in flip]) if flip else y
+        want += y.transpose(0, 2, 1) if transpose else y
+    want /= tta
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    plain = infer(video, net, 2, stride=2, device="cpu", confidence=False, progress="none").video
+    assert np.abs(got - plain).max() > 1e-3  # the copies do differ: the average is not a no-op
+    assert [d for d in dihedral(8)][:4] == dihedral(4) and len(set(dihedral(8))) == 8
+
+
+def test_tta_is_checked():
+    from dblink.errors import DBlinkError
+
+    net = build_model("compact", hidden=2, encoder=2, decoder=2, skip=2).eval()
+    with pytest.raises(DBlinkError, match="--tta must be one of 1, 4, 8"):
+        infer(np.zeros((4, 8, 8), np.float32), net, 1, device="cpu", progress="none", tta=2)
+
+
 def test_stream_stats_split_source_and_network_time():
     from dblink.engine import stream_infer
 

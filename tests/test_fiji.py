@@ -129,6 +129,16 @@ def test_both_runtimes_give_the_same_hyperstack(data):
     assert r["max_abs_diff"] == 0.0
 
 
+def test_tta_reaches_both_runtimes(data):
+    """``tta=4`` goes through the in-process route (options_to_kwargs) and the command line
+    (--tta 4) alike, and changes the result."""
+    d, table = data
+    r = session("routes", options=f"table=[{table}] model=filaments tta=4", headless=True)
+    assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
+    assert r["max_abs_diff"] == 0.0 and r["images"][0]["info_has_model"]
+    assert r["images"][0]["info_tta"] == 4
+
+
 def test_dblink_fiji_runs_the_batch_macro_in_process(data, tmp_path):
     d, table = data
     inp = tmp_path / "in put"
@@ -254,7 +264,7 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
     d, table = data
     out = tmp_path / "replayed.tif"
     recorded = (f"table=[{table}] model=filaments pixel_size=0 frames_per_step=0 window=0 stride=1 "
-                f"roi={empty} camera_pixel=0 device=auto precision=fp32 exposure=0 save=[{out}] "
+                f"roi={empty} camera_pixel=0 device=auto precision=fp32 tta=1 exposure=0 save=[{out}] "
                 f"python=[{PY}]")
     mfile = tmp_path / "r.ijm"
     mfile.write_text(f'print(call("dblink.DBlink_Reconstruct.macro", "{recorded}"));')

@@ -73,7 +73,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
                                       confidence=not a.no_confidence, first_frame=a.first_frame,
                                       exposure_s=a.exposure, progress=a.progress,
                                       max_memory=max_memory, tile=a.tile, atomic=False,
-                                      precision=a.precision, **kw)
+                                      precision=a.precision, tta=a.tta, **kw)
         except OSError as exc:
             if getattr(exc, "filename", None) not in (None, tmp) or exc.errno is None:
                 raise
@@ -157,9 +157,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         folders = make_eval_set(a.preset, tmp.name, a.n)
     rows = []
     for i, f in enumerate(folders):
-        r = evaluate_folder(f, model, window=a.window, stride=a.stride, device=a.device,
-                            batch=a.batch, pictures=a.pictures if i == 0 else None,
-                            precision=a.precision)
+        r = evaluate_folder(f, model, pictures=a.pictures if i == 0 else None, **_eval_options(a))
         rows.append(r)
         print(f"{f.name}: model F1 {r['model']['f1']:.3f}, baseline F1 {r['baseline']['f1']:.3f}, "
               f"{r['seconds'] / r['steps']:.3f} s per output frame", file=sys.stderr)
@@ -167,7 +165,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     print(f"model {model.name} ({model.path.name}) on {len(rows)} movies "
           f"({'data ' + str(a.data) if a.data else 'preset ' + a.preset}), window ±"
           f"{a.window if a.window is not None else model.window}, stride {a.stride}"
-          f"{', ' + a.precision if a.precision != 'fp32' else ''}:")
+          f"{_mode_suffix(a)}:")
     print(format_table(summary))
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "movies": rows}, indent=1))
@@ -177,6 +175,18 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def _eval_options(a: argparse.Namespace) -> dict:
+    """The inference options of ``dblink evaluate`` (as ``evaluate_folder`` takes them)."""
+    return dict(window=a.window, stride=a.stride, device=a.device, batch=a.batch,
+                precision=a.precision, tta=a.tta)
+
+
+def _mode_suffix(a: argparse.Namespace) -> str:
+    """``, bf16, tta 8`` for the non-default precision / augmentation of a run's header line."""
+    return (f"{', ' + a.precision if a.precision != 'fp32' else ''}"
+            f"{f', tta {a.tta}' if a.tta != 1 else ''}")
 
 
 def _evaluate_vary(a: argparse.Namespace, model) -> int:
@@ -193,16 +203,14 @@ def _evaluate_vary(a: argparse.Namespace, model) -> int:
         for v in values:
             with tempfile.TemporaryDirectory(prefix="dblink-vary-") as tmp:
                 folders = make_eval_set(a.preset, tmp, a.n, {name: v})
-                rows = [evaluate_folder(f, model, window=a.window, stride=a.stride,
-                                        device=a.device, batch=a.batch, precision=a.precision)
-                        for f in folders]
+                rows = [evaluate_folder(f, model, **_eval_options(a)) for f in folders]
             table.append({"setting": name, "value": v, "summary": summarize(rows), "movies": rows})
             m = table[-1]["summary"]["model"]
             print(f"{name}={v:g}: model F1 {m['f1']:.3f}, fidelity {m['fidelity']:.3f}, "
                   f"hallucination {m['hallucination'] * 100:.2f} %", file=sys.stderr)
     print(f"model {model.name} ({model.path.name}), preset {a.preset} ({a.n} movies per row, one "
           f"setting changed at a time), window ±{a.window if a.window is not None else model.window}"
-          f", stride {a.stride}{', ' + a.precision if a.precision != 'fp32' else ''}:")
+          f", stride {a.stride}{_mode_suffix(a)}:")
     print(format_vary_table(table))
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1))
@@ -405,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="fp32 (default, exact) or bf16/fp16 autocast: about 2x faster on GPUs and "
                         "AVX-512-BF16 CPUs, slightly different output")
+    r.add_argument("--tta", type=int, default=1, choices=[1, 4, 8],
+                   help="test-time augmentation: average 4 mirrored or 8 mirrored and transposed copies "
+                        "of each window (4x / 8x the network time; slightly better placed lines); "
+                        "1 = off (default)")
     r.add_argument("--timings", action="store_true",
                    help="print where the time went (read, render, network, write)")
     r.add_argument("--first-frame", type=int, default=1, metavar="F", help="first raw frame of step 0 (1-based)")
@@ -476,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto")
     v.add_argument("--batch", type=int, help="windows per network call (default: automatic)")
     v.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    v.add_argument("--tta", type=int, default=1, choices=[1, 4, 8],
+                   help="test-time augmentation (see reconstruct --tta)")
     v.add_argument("--json", help="also write all scores to this JSON file")
     v.add_argument("--vary", action="append", metavar="NAME=V1,V2,...",
                    help="robustness table: re-simulate the preset set with one setting changed at a "

@@ -17,6 +17,11 @@ network under ``torch.autocast`` (convolutions in 16 bits, outputs returned as f
 faster for the paper head on CPUs with AVX-512 BF16, faster on GPUs only for large fields (measured
 with ``dblink bench``); ``dblink evaluate --precision`` measures the cost in accuracy. On CUDA, inputs go through pinned memory and ``batch=None``
 picks the windows per call from the free GPU memory.
+
+Test-time augmentation (``tta`` 4 or 8): each batch of windows also runs mirrored (4: left-right,
+up-down, both) and transposed (8: the whole dihedral group), and the outputs, mapped back, are
+averaged — 4× or 8× the network time for a slightly sharper, better-placed reconstruction
+(measured with ``dblink evaluate --tta``).
 """
 from __future__ import annotations
 
@@ -71,6 +76,37 @@ def plan_windows(n_steps: int, window: int, stride: int = 1, confidence: bool = 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_BATCH = 4  # windows per call on CPUs (larger batches gain nothing on 2-16 cores)
+TTA_CHOICES = (1, 4, 8)  # test-time augmentation: copies of each window averaged
+
+
+def check_tta(tta: int) -> None:
+    """Refuse a test-time augmentation count other than 1, 4 or 8 with one line."""
+    if tta not in TTA_CHOICES:
+        raise DBlinkError(f"--tta must be one of {', '.join(map(str, TTA_CHOICES))} "
+                          f"(1: off, 4: mirrored copies, 8: mirrored and transposed), not {tta!r}")
+
+
+def dihedral(n: int) -> list[tuple[bool, tuple[int, ...]]]:
+    """The first ``n`` (1, 4 or 8) symmetries of the square as (transpose, flipped axes): the
+    identity, the three mirrors, then the same after transposing the field."""
+    flips: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]
+    return [(t, f) for t in (False, True) for f in flips][:n]
+
+
+def augmented(module: Callable, x: torch.Tensor, pos: torch.Tensor, tta: int = 1) -> torch.Tensor:
+    """``module(x, pos)`` averaged over :func:`dihedral` ``(tta)`` copies of the windows ``x``
+    (B, T, H, W): each copy mirrored/transposed on the way in and mapped back on the way out."""
+    if tta == 1:
+        return module(x, pos).float()
+    acc = None
+    for transpose, flip in dihedral(tta):
+        z = x.transpose(-2, -1) if transpose else x
+        z = z.flip(flip) if flip else z
+        y = module(z.contiguous(), pos).float()
+        y = y.flip(flip) if flip else y
+        y = y.transpose(-2, -1) if transpose else y
+        acc = y if acc is None else acc + y
+    return acc / tta
 
 
 def check_precision(precision: str) -> None:
@@ -118,8 +154,9 @@ class _Runner:
     """Runs the network on a batch of windows; on CUDA out-of-memory it halves the batch (for this
     and all later calls) instead of failing, down to one window."""
 
-    def __init__(self, module: torch.nn.Module, dev: torch.device, precision: str) -> None:
-        self.module, self.dev, self.precision = module, dev, precision
+    def __init__(self, module: torch.nn.Module, dev: torch.device, precision: str,
+                 tta: int = 1) -> None:
+        self.module, self.dev, self.precision, self.tta = module, dev, precision, tta
         self.max_batch: int | None = None
         self.split_on_oom = dev.type == "cuda"
 
@@ -131,7 +168,8 @@ class _Runner:
             x = x.pin_memory()
         try:
             with torch.inference_mode(), autocast(self.dev, self.precision):
-                return self.module(x.to(self.dev, non_blocking=True), pos).float().cpu().numpy()
+                x = x.to(self.dev, non_blocking=True)
+                return augmented(self.module, x, pos, self.tta).cpu().numpy()
         except RuntimeError as exc:
             if not (self.split_on_oom and _is_oom(exc)):
                 raise
@@ -229,7 +267,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                  confidence: bool = True, normalize: bool = False, tile: int | None = None,
                  halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
                  progress: ProgressSpec = "bar", stats: dict | None = None,
-                 precision: str = "fp32") -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+                 precision: str = "fp32", tta: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Reconstruct a video (T, H, W) = ``shape`` read step ranges at a time from ``source``;
     yields ``(t, output (H, W), confidence (H, W) or None)`` for t = 0 … T − 1 in order.
 
@@ -239,6 +277,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     ``tile`` (px) splits the field into tiles with ``halo`` px of context (see :mod:`.tiling`);
     ``align``: tile origins are multiples of it (2 for CompactNet). ``batch``: windows per network
     call (None: :func:`auto_batch`). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+    ``tta``: 1, or 4 / 8 augmented copies of each window averaged (see :func:`augmented`).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``
     and the time spent reading steps from ``source`` (``source_s``) and in the network
     (``network_s``, transfers included; ``setup_s`` before: moving the model to the device, the
@@ -250,6 +289,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     t_setup = time.perf_counter()
     dev = pick_device(device)
     check_precision(precision)
+    check_tta(tta)
     module = module.to(dev).eval()
     windows = plan_windows(T, window, stride, confidence)
     tiles = plan_tiles(H, W, tile, halo, align)
@@ -268,7 +308,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         stats.update(device=str(dev), batch=batch, n_windows=len(windows), n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
     t_source = t_network = 0.0
-    run = _Runner(module, dev, precision)
+    run = _Runner(module, dev, precision, tta)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
     alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
     next_t, done = 0, 0.0
@@ -357,7 +397,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
           device: str = "auto", batch: int | None = None, confidence: bool = True,
           normalize: bool = False, progress: ProgressSpec = "bar", tile: int | None = None,
           halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
-          precision: str = "fp32") -> Reconstruction:
+          precision: str = "fp32", tta: int = 1) -> Reconstruction:
     """Reconstruct a localization-map video (T, H, W) with a DBlink network (in memory).
 
     Args:
@@ -365,6 +405,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
         stride: K kept central steps per window (1 = the paper's exact mode).
         batch: windows per network call (None: 4 on CPUs, from the free memory on CUDA).
         precision: ``fp32`` (exact), ``bf16`` or ``fp16`` (autocast; faster, less accurate).
+        tta: test-time augmentation, 1 (off), 4 (mirrors) or 8 (mirrors and transposes).
         normalize: per-frame min-max of the output (models with unbounded outputs).
         progress: ``bar``, ``json`` or ``none``.
         tile, halo, align: split the field into tiles of ``tile`` px with ``halo`` px of context
@@ -382,7 +423,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
     stats: dict = {}
     for t, y, c in stream_infer(lambda a, b: video[a:b], video.shape, module, window, stride,
                                 device, batch, confidence, normalize, tile, halo, align, chunk,
-                                progress, stats, precision):
+                                progress, stats, precision, tta):
         out[t] = y
         if conf is not None:
             conf[t] = c

@@ -61,7 +61,7 @@ def write_sim(sim: SimResult, folder: str | Path, camera_pixel: float | None = N
 def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None = None,
                     stride: int = 1, device: str = "auto", batch: int | None = None,
                     progress: str = "none", pictures: str | Path | None = None,
-                    precision: str = "fp32") -> dict:
+                    precision: str = "fp32", tta: int = 1) -> dict:
     """Scores of the model and of the baseline on one simulated data folder; with ``pictures`` (a
     folder) also its panel PNG and GIF, named after the data folder (confidence included)."""
     folder = Path(folder)
@@ -76,7 +76,7 @@ def evaluate_folder(folder: str | Path, model: LoadedModel, window: int | None =
                             frames_per_step=cfg["frames_per_step"], roi=tuple(meta["roi_nm"]),
                             window=window, stride=stride, device=device, batch=batch,
                             confidence=pictures is not None, progress=progress, warn=lambda m: None,
-                            precision=precision)
+                            precision=precision, tta=tta)
     T = min(gt.shape[0], res.reconstruction.video.shape[0])
     W = res.params["window"]
     rec, base = res.reconstruction.video[:T], baseline(res.rendered.video, W)[:T]

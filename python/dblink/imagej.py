@@ -114,7 +114,7 @@ def start_fiji(fiji_dir: str | Path, headless: bool = False):
 def options_to_kwargs(options: dict) -> dict:
     """The plugin's option strings (macro keys) → :func:`dblink.pipeline.reconstruct_table` kwargs."""
     num = {"pixel_size": ("pixel_size", float), "frames_per_step": ("frames_per_step", int),
-           "window": ("window", int), "stride": ("stride", int),
+           "window": ("window", int), "stride": ("stride", int), "tta": ("tta", int),
            "camera_pixel": ("camera_pixel", float), "exposure": ("exposure_s", float)}
     kw: dict = {}
     for key, (name, cast) in num.items():

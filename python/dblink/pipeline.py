@@ -119,13 +119,15 @@ class _Job:
     note: Callable[[str], None]
     warnings: list
     precision: str = "fp32"
+    tta: int = 1
     read_s: float = 0.0
     load_s: float = 0.0
 
     def infer_kw(self, stride: int, device: str, batch: int | None, confidence: bool) -> dict:
         return dict(window=self.window, stride=stride, device=device, batch=batch,
                     confidence=confidence, normalize=self.model.normalize, tile=self.tile,
-                    halo=self.halo, align=self.align, precision=self.precision)
+                    halo=self.halo, align=self.align, precision=self.precision,
+                    tta=self.tta)
 
     def check_counts(self, n_inside: int, n_outside_roi: int) -> None:
         """Refuse an empty ROI; warn about dropped localizations, settings and density."""
@@ -157,7 +159,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
              camera_pixel: float | None, window: int | None, stride: int, batch: int | None,
              confidence: bool, first_frame: int, exposure_s: float | None,
              warn: Callable[[str], None], max_memory: int | None, tile: int | None,
-             precision: str = "fp32") -> _Job:
+             precision: str = "fp32", tta: int = 1) -> _Job:
     warnings: list[str] = []
     t_read = time.perf_counter()
 
@@ -169,7 +171,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
                                                                              warn=note)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model
-    from .engine import CPU_BATCH, check_precision
+    from .engine import CPU_BATCH, check_precision, check_tta
     from .export import LoadedModel, load_model  # torch: after the table is known to be readable
 
     lm = model if isinstance(model, LoadedModel) else load_model(model)
@@ -186,6 +188,7 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
     if batch is not None and batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
     check_precision(precision)
+    check_tta(tta)
     if tile is not None and tile < 0:
         raise DBlinkError(f"--tile must be >= 0 px (0: no tiling), got {tile}")
     limit = default_max_memory() if max_memory is None else int(max_memory)
@@ -214,10 +217,12 @@ def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
     }
     if precision != "fp32":
         params["precision"] = precision
+    if tta != 1:
+        params["tta"] = tta
     if tile:
         params.update(tile_px=tile, halo_px=halo)
     return _Job(locs, lm, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
-                note, warnings, precision, t_read, t_load)
+                note, warnings, precision, tta, t_read, t_load)
 
 
 def reconstruct_table(table: str | Path | Localizations, model: str | Path | LoadedModel = "filaments",
@@ -228,7 +233,7 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
                       exposure_s: float | None = None, progress: ProgressSpec = "bar",
                       warn: Callable[[str], None] = _stderr_warning,
                       max_memory: int | None = None, tile: int | None = None,
-                      precision: str = "fp32") -> Result:
+                      precision: str = "fp32", tta: int = 1) -> Result:
     """Reconstruct a super-resolved video from a localization table, in memory.
 
     Args:
@@ -241,6 +246,8 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
         window: half-width in steps (default: the model's); stride: kept steps per window.
         batch: windows per network call (default: 4 on CPUs, from the free memory on CUDA).
         precision: ``fp32`` (default), ``bf16`` or ``fp16`` (autocast, see :mod:`.engine`).
+        tta: test-time augmentation: 1 (off), 4 or 8 mirrored/transposed copies averaged
+            (4× / 8× the network time; see :func:`.engine.augmented`).
         exposure_s: seconds per raw frame, for the time calibration (optional).
         warn: called with each one-line warning (default: printed as ``dblink: warning: ...``).
         max_memory: bytes the whole-video arrays may take (default: half the available memory);
@@ -249,7 +256,8 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
             working memory for the whole field would exceed a quarter of ``max_memory``).
     """
     job = _prepare(table, model, pixel_size, frames_per_step, roi, camera_pixel, window, stride,
-                   batch, confidence, first_frame, exposure_s, warn, max_memory, tile, precision)
+                   batch, confidence, first_frame, exposure_s, warn, max_memory, tile, precision,
+                   tta)
     from .engine import infer
 
     locs, grid, T = job.locs, job.grid, job.n_steps
@@ -281,7 +289,7 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
     """As :func:`reconstruct_table` followed by :meth:`Result.write`, byte for byte the same file,
     but rendered, reconstructed and written in time chunks: memory does not grow with the movie's
     length. ``options``: ``pixel_size``, ``frames_per_step``, ``roi``, ``camera_pixel``,
-    ``window``, ``exposure_s``, ``max_memory``, ``tile``, ``precision``; ``chunk``: output steps
+    ``window``, ``exposure_s``, ``max_memory``, ``tile``, ``precision``, ``tta``; ``chunk``: output steps
     per chunk (default: about 1 GiB of chunk arrays, or less under ``max_memory``). The result's
     ``timings`` say where the time went."""
     t_start = time.perf_counter()
@@ -289,7 +297,7 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                    options.get("roi"), options.get("camera_pixel"), options.get("window"), stride,
                    batch, confidence, first_frame, options.get("exposure_s"), warn,
                    options.get("max_memory"), options.get("tile"),
-                   options.get("precision", "fp32"))
+                   options.get("precision", "fp32"), options.get("tta", 1))
     from .engine import default_chunk, stream_bytes, stream_infer
     from .io import write_hyperstack_stream
 

@@ -41,11 +41,13 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
     public static final String THUNDERSTORM = "ThunderSTORM results";
     /** The option keys, as recorded by the dialog and read from macro options. */
     public static final String[] KEYS = {"table", "model", "pixel_size", "frames_per_step", "window",
-        "stride", "roi", "camera_pixel", "device", "precision", "exposure", "skip_confidence", "show",
+        "stride", "roi", "camera_pixel", "device", "precision", "tta", "exposure", "skip_confidence",
+        "show",
         "save", "python"};
     static final String[] BOOLEAN_KEYS = {"skip_confidence", "show"};
     static final String[] DEVICES = {"auto", "cpu", "cuda", "mps"};
     static final String[] PRECISIONS = {"fp32", "bf16", "fp16"};
+    static final String[] TTAS = {"1", "4", "8"};
 
     private static volatile DBlinkRuntime runtime;
     private static volatile String lastError = "";
@@ -151,6 +153,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         gd.addNumericField("Camera_pixel", 0, 1, 8, "nm (for tables in px)");
         gd.addChoice("Device", DEVICES, "auto");
         gd.addChoice("Precision", PRECISIONS, "fp32");
+        gd.addChoice("TTA", TTAS, "1");
+        gd.addMessage("TTA: average 4 mirrored (or 8 mirrored and transposed) copies; 4x/8x slower, 1 = off.");
         gd.addNumericField("Exposure", 0, 4, 8, "s per raw frame (0 = unknown)");
         gd.addCheckbox("Skip_confidence", false);
         gd.addCheckbox("Show", true);
@@ -169,6 +173,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         putNumber(o, "camera_pixel", gd.getNextNumber());
         putString(o, "device", gd.getNextChoice());
         putString(o, "precision", gd.getNextChoice());
+        String tta = gd.getNextChoice();
+        if (!"1".equals(tta)) o.put("tta", tta);
         putNumber(o, "exposure", gd.getNextNumber());
         if (gd.getNextBoolean()) o.put("skip_confidence", "true");
         if (gd.getNextBoolean()) o.put("show", "true");
@@ -304,7 +310,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         String[][] flags = {{"model", "--model"}, {"pixel_size", "--pixel-size"},
             {"frames_per_step", "--frames-per-step"}, {"window", "--window"}, {"stride", "--stride"},
             {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"device", "--device"},
-            {"precision", "--precision"}, {"exposure", "--exposure"}};
+            {"precision", "--precision"}, {"tta", "--tta"}, {"exposure", "--exposure"}};
         for (String[] f : flags) {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
