@@ -30,7 +30,9 @@ def leftovers(folder):
 @pytest.mark.parametrize("sig,code,message", [(signal.SIGTERM, 143, "dblink: terminated"),
                                               (signal.SIGINT, 130, "dblink: interrupted")])
 def test_signal_mid_run_removes_the_temporary_file(tmp_path, tiny_model_file, sig, code, message):
-    table = movie(tmp_path / "locs.csv")
+    # 400 steps: long enough that the job cannot end before the signal arrives (40 steps could,
+    # on a quiet machine)
+    table = movie(tmp_path / "locs.csv", n=100_000, frames=4_000)
     out = tmp_path / "out" / "rec.tif"
     out.parent.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
