@@ -20,8 +20,8 @@ picks the windows per call from the free GPU memory.
 
 Test-time augmentation (``tta`` 4 or 8): each batch of windows also runs mirrored (4: left-right,
 up-down, both) and transposed (8: the whole dihedral group), and the outputs, mapped back, are
-averaged — 4× or 8× the network time for a slightly sharper, better-placed reconstruction
-(measured with ``dblink evaluate --tta``).
+averaged — 4× or 8× the network time for slightly better-placed (not thinner) lines
+(measured with ``dblink evaluate --tta``: filament fidelity 0.895 → 0.911 at the same hallucination).
 """
 from __future__ import annotations
 
