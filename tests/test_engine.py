@@ -116,7 +116,7 @@ def test_tta_averages_the_mirrored_and_transposed_reconstructions(tta):
     np.testing.assert_allclose(got, want, atol=1e-5)
     plain = infer(video, net, 2, stride=2, device="cpu", confidence=False, progress="none").video
     assert np.abs(got - plain).max() > 1e-3  # the copies do differ: the average is not a no-op
-    assert [d for d in dihedral(8)][:4] == dihedral(4) and len(set(dihedral(8))) == 8
+    assert dihedral(8)[:4] == dihedral(4) and len(set(dihedral(8))) == 8
 
 
 def test_tta_is_checked():
