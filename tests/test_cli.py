@@ -8,7 +8,8 @@ import pytest
 
 from conftest import SHARED, write_csv
 from dblink.cli import main
-from dblink.io import read_hyperstack, read_localizations
+from dblink.hyperstack import read_hyperstack
+from dblink.tables import read_localizations
 
 
 def run(*args):

@@ -3,7 +3,7 @@ import json
 from dataclasses import replace
 
 from dblink import demo
-from dblink.io import read_hyperstack
+from dblink.hyperstack import read_hyperstack
 
 
 def test_demo_writes_everything(tmp_path, tiny_model_file, monkeypatch):
@@ -34,7 +34,7 @@ def test_preview_writes_a_time_coloured_projection(tmp_path):
     from PIL import Image
 
     from dblink.cli import main
-    from dblink.io import write_hyperstack
+    from dblink.hyperstack import write_hyperstack
 
     v = np.zeros((3, 10, 12), np.float32)
     v[0, 2, 2] = v[2, 7, 9] = 1.0

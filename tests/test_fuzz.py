@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dblink.errors import DBlinkError
-from dblink.io import Localizations, read_localizations
+from dblink.tables import Localizations, read_localizations
 from dblink.render import Grid, render
 
 FUZZ = settings(max_examples=100, deadline=None,

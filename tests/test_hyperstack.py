@@ -6,7 +6,8 @@ import pytest
 import tifffile
 
 from dblink.errors import DBlinkError
-from dblink.io import atomic_output, read_hyperstack, write_hyperstack
+from dblink.files import atomic_output
+from dblink.hyperstack import read_hyperstack, write_hyperstack
 
 
 def test_metadata_read_back(tmp_path):
@@ -60,7 +61,7 @@ def test_metadata_patched_in_place_when_room_is_reserved(tmp_path, monkeypatch):
     in the Info text and writes the final metadata (ranges, run time) in place, padded."""
     import tifffile
 
-    from dblink import io
+    from dblink import hyperstack as io
 
     monkeypatch.setattr(io, "RESERVE_ABOVE_BYTES", 0)  # behave as for a file over 4 GB
     info = {"k": 1}

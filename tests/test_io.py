@@ -4,7 +4,7 @@ import pytest
 
 from conftest import SHARED, write_csv
 from dblink.errors import DBlinkError
-from dblink.io import Localizations, read_localizations, write_localizations
+from dblink.tables import Localizations, read_localizations, write_localizations
 
 ROWS = [(1, 100.0, 200.0), (2, 150.5, 250.25), (12, 3000.0, 40.0)]
 

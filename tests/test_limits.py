@@ -4,7 +4,7 @@ import pytest
 
 from conftest import write_csv
 from dblink.errors import DBlinkError
-from dblink.io import Localizations
+from dblink.tables import Localizations
 from dblink.pipeline import estimate_memory, reconstruct_table
 from dblink.render import (Grid, default_max_memory, format_bytes, parse_memory, render,
                            video_bytes)

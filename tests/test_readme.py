@@ -43,7 +43,7 @@ def workdir(tmp_path_factory):
     """A folder with the README's stand-ins: runs/mine (a tiny run), my_locs.csv (a small simulated movie moved to where the
     README's ROI is), demo_out/ (locs.csv, dblink.tif), LSTM_model, and links to macros/."""
     from dblink.cli import main
-    from dblink.io import read_localizations, write_localizations
+    from dblink.tables import read_localizations, write_localizations
 
     d = tmp_path_factory.mktemp("readme")
     assert main(["simulate", "filaments", "-o", str(d / "sim"), "--size", "32", "--steps", "12"]) == 0

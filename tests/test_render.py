@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dblink.errors import DBlinkError
-from dblink.io import Localizations
+from dblink.tables import Localizations
 from dblink.render import Grid, render
 
 

@@ -7,7 +7,8 @@ from scipy import ndimage
 
 from dblink.cli import main
 from dblink.errors import DBlinkError
-from dblink.io import Localizations, write_hyperstack, write_localizations
+from dblink.hyperstack import write_hyperstack
+from dblink.tables import Localizations, write_localizations
 from dblink.resolution import (decorrelation, frc_curve, frc_localizations, plot_decorrelation,
                                plot_frc, split_halves, temporal_consistency)
 

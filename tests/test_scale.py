@@ -41,7 +41,7 @@ def write_big_table(path, n=N_ROWS, seed=0, chunk=1_000_000):
 MEASURE = r"""
 import json, resource, sys, time
 import numpy as np
-from dblink.io import read_localizations
+from dblink.tables import read_localizations
 from dblink.render import Grid, render
 
 def rss_kb():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dblink.errors import DBlinkError
-from dblink.io import Localizations, read_localizations, write_localizations
+from dblink.tables import Localizations, read_localizations, write_localizations
 
 GOOD = [(1, 100.0, 200.0), (2, 150.5, 250.25), (12, 3000.0, 40.0)]
 
@@ -160,7 +160,7 @@ def test_camera_pixel_must_be_positive(tmp_path):
 
 
 def test_error_in_a_later_block_names_the_right_line(tmp_path, monkeypatch):
-    import dblink.io as dio
+    import dblink.tables as dio
     monkeypatch.setattr(dio, "BLOCK_BYTES", 64)  # many small blocks
     rows = [(i % 50 + 1, float(i), 2.0 * i) for i in range(200)]
     rows[150] = (151, "oops", 3.0)

@@ -69,7 +69,7 @@ def test_chunked_equals_unchunked_exactly(stride):
 
 
 def _random_locs(n=3000, frames=400, size_nm=1200.0, seed=4, shuffle=True):
-    from dblink.io import Localizations
+    from dblink.tables import Localizations
     rng = np.random.default_rng(seed)
     f = rng.integers(1, frames + 1, n)
     if not shuffle:
@@ -96,7 +96,7 @@ def test_step_renderer_equals_render(shuffle):
 def test_streamed_file_equals_the_in_memory_file(tmp_path, tiny_model_file, confidence):
     """reconstruct_to_file (chunked, streamed) writes what reconstruct_table + Result.write does:
     same pixels, same ImageJ metadata (the run's seconds aside)."""
-    from dblink.io import read_hyperstack
+    from dblink.hyperstack import read_hyperstack
     from dblink.pipeline import reconstruct_table, reconstruct_to_file
     locs = _random_locs(shuffle=True)
     kw = dict(device="cpu", batch=2, confidence=confidence, progress="none", exposure_s=0.01)
@@ -115,7 +115,7 @@ def test_streamed_file_equals_the_in_memory_file(tmp_path, tiny_model_file, conf
 
 
 def test_stream_writer_is_byte_identical_and_atomic(tmp_path):
-    from dblink.io import write_hyperstack, write_hyperstack_stream
+    from dblink.hyperstack import write_hyperstack, write_hyperstack_stream
     rng = np.random.default_rng(0)
     chans = [rng.random((4, 5, 6), dtype=np.float32) for _ in range(2)]
     write_hyperstack(tmp_path / "a.tif", chans, ["dblink", "confidence"], 40.0, 10, info={"k": 1})

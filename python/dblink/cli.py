@@ -50,7 +50,7 @@ def _warn_json(msg: str) -> None:
 def _cmd_reconstruct(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io import atomic_output
+    from .files import atomic_output
     from .pipeline import reconstruct_to_file
     from .progress import emit
     from .render import parse_memory
@@ -323,7 +323,7 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
         raise DBlinkError(f"{src}: no such file")
     prefix = Path(a.output) if a.output else src.with_suffix("")
     if a.table is not None:
-        from .io import read_localizations
+        from .tables import read_localizations
         from .render import Grid
 
         if a.frame is not None or a.channel != 1:
@@ -341,7 +341,7 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
               f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
               f"of {i['block_frames']} frames, frames {i['frames'][0]}-{i['frames'][1]})")
         return 0
-    from .io import read_hyperstack
+    from .hyperstack import read_hyperstack
 
     for name in ("roi", "camera_pixel", "frames", "block_frames"):
         if getattr(a, name) is not None:

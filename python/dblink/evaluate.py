@@ -15,7 +15,8 @@ import tifffile
 
 from .errors import DBlinkError
 from .export import LoadedModel, load_model
-from .io import atomic_output, read_localizations, write_localizations
+from .files import atomic_output
+from .tables import read_localizations, write_localizations
 from .metrics import baseline, evaluate_video
 from .pictures import comparison
 from .pipeline import reconstruct_table

@@ -71,7 +71,7 @@ def _quiet_jit():
 
 def save_model(net: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     """Script ``net`` and save it with ``meta`` as ``dblink.json`` (written atomically)."""
-    from .io import atomic_output
+    from .files import atomic_output
 
     meta = dict(meta)
     meta.setdefault("format_version", FORMAT_VERSION)

@@ -134,7 +134,7 @@ def to_imageplus(data: np.ndarray, title: str, pixel_size_nm: float, frame_inter
                  time_unit: str, channel_names: list[str], origin_nm: tuple[float, float] = (0, 0),
                  info: str = ""):
     """A float32 (T, C, Y, X) array → an ImageJ hyperstack (CompositeImage when C > 1), calibrated
-    as the TIFF that :func:`dblink.io.write_hyperstack` writes."""
+    as the TIFF that :func:`dblink.hyperstack.write_hyperstack` writes."""
     import jpype
 
     JFloat, JArray = jpype.JFloat, jpype.JArray

@@ -72,7 +72,7 @@ def temporal_color_code(video: np.ndarray) -> np.ndarray:
 def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int = 2) -> list[Path]:
     """Write ``<prefix>_timecolor.png`` (time-colour-coded projection with a time bar) and
     ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF."""
-    from .io import read_hyperstack
+    from .hyperstack import read_hyperstack
 
     data, _ = read_hyperstack(path)
     video = data[:, 0]

@@ -16,7 +16,8 @@ import numpy as np
 
 from . import __version__
 from .errors import DBlinkError
-from .io import Localizations, read_localizations, write_hyperstack
+from .hyperstack import write_hyperstack
+from .tables import Localizations, read_localizations
 from .progress import ProgressSpec
 from .render import (Grid, RenderResult, StepRenderer, default_max_memory, format_bytes,
                      n_steps_for, render, video_bytes)
@@ -68,7 +69,7 @@ class Result:
 
     def write(self, path: str | Path, overwrite: bool = True, atomic: bool = True) -> None:
         """Write the calibrated ImageJ hyperstack (atomically unless ``atomic=False``, for a
-        caller that already writes to a temporary name, see :func:`dblink.io.atomic_output`)."""
+        caller that already writes to a temporary name, see :func:`dblink.files.atomic_output`)."""
         arrs, names = self.channels
         g = self.rendered.grid
         write_hyperstack(path, arrs, names, g.pixel_size, self.rendered.frames_per_step,
@@ -299,7 +300,7 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                    options.get("max_memory"), options.get("tile"),
                    options.get("precision", "fp32"), options.get("tta", 1))
     from .engine import default_chunk, stream_bytes, stream_infer
-    from .io import write_hyperstack_stream
+    from .hyperstack import write_hyperstack_stream
 
     T, (H, Wd) = job.n_steps, job.grid.shape
     n_channels = 2 if confidence else 1

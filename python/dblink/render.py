@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DBlinkError
-from .io import Localizations
+from .tables import Localizations
 
 #: refuse render grids larger than this many pixels per frame (a 40 µm field at 10 nm is 1.6e7)
 MAX_PIXELS_PER_FRAME = 64_000_000

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import DBlinkError
-from .io import Localizations
+from .tables import Localizations
 from .render import Grid, render
 
 #: FRC threshold (fixed 1/7)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from ..io import Localizations
+from ..tables import Localizations
 from ..render import Grid, render
 from .blinking import blink
 from .motion import Motion
