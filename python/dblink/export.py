@@ -14,12 +14,10 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from . import modelmeta
 from .errors import DBlinkError
 from .model import build_model, count_parameters
-
-#: metadata format version written into every model file; readers refuse newer majors
-FORMAT_VERSION = 1
-META_FILE = "dblink.json"
+from .modelmeta import FORMAT_VERSION, META_FILE  # noqa: F401 - re-exported
 
 
 def models_dirs() -> list[Path]:
@@ -77,11 +75,13 @@ def save_model(net: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     meta.setdefault("format_version", FORMAT_VERSION)
     meta.setdefault("dblink_version", __version__)
     meta.setdefault("parameters", count_parameters(net))
+    text = modelmeta.dumps(meta, str(path))  # the one schema: a file that is written also loads
     ctx = _quiet_jit()
     try:
         scripted = torch.jit.script(net.cpu().eval())
+        modelmeta.probe(scripted, str(path))  # a file that is written is one that loads
         with atomic_output(path) as tmp:
-            torch.jit.save(scripted, tmp, _extra_files={META_FILE: json.dumps(meta, indent=1)})
+            torch.jit.save(scripted, tmp, _extra_files={META_FILE: text})
     finally:
         ctx.__exit__(None, None, None)
     return Path(path)
@@ -95,27 +95,73 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
         raise DBlinkError(f"{ckpt_path}: no such checkpoint")
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        cfg = json.loads(ckpt["config"])
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user error here
-        raise DBlinkError(f"{ckpt_path}: not a dblink training checkpoint ({exc})") from None
-    net = build_model(cfg["arch"], **cfg.get("hparams", {}))
-    net.load_state_dict(ckpt["best"])
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise DBlinkError(f"{ckpt_path}: not a dblink training checkpoint ({first})") from None
+    where = f"{ckpt_path}: not a dblink training checkpoint"
+    if not isinstance(ckpt, dict):
+        raise DBlinkError(f"{where} (it holds {type(ckpt).__name__}, not a dict)")
+    for key in ("config", "best", "step"):
+        if key not in ckpt:
+            raise DBlinkError(f"{where} (no {key!r} entry)")
+    try:
+        cfg = json.loads(ckpt["config"]) if isinstance(ckpt["config"], (str, bytes)) else ckpt["config"]
+    except (ValueError, RecursionError):
+        raise DBlinkError(f"{where} (its 'config' is not JSON)") from None
+    if not isinstance(cfg, dict):
+        raise DBlinkError(f"{where} (its 'config' is not an object)")
+    arch = cfg.get("arch")
+    if arch not in modelmeta.ARCHES:
+        shown = repr(arch)[:40]
+        raise DBlinkError(f"{ckpt_path}: unknown architecture {shown} in the checkpoint's config "
+                          f"(this dblink knows {', '.join(modelmeta.ARCHES)})")
+    hparams = cfg.get("hparams") or {}
+    try:
+        modelmeta.check_hparams(arch, hparams, "config.hparams")
+    except modelmeta._Bad as exc:
+        raise DBlinkError(f"{ckpt_path}: {exc}") from None
+    sim = cfg.get("sim")
+    if not isinstance(sim, dict) or "pixel_size" not in sim or "frames_per_step" not in sim:
+        raise DBlinkError(f"{where} (its config has no 'sim' with 'pixel_size' and 'frames_per_step')")
+    best = ckpt["best"]
+    if not isinstance(best, dict) or not best or not all(isinstance(v, torch.Tensor) for v in best.values()):
+        raise DBlinkError(f"{ckpt_path}: the checkpoint has no best weights (its 'best' entry is "
+                          f"{'empty' if best == {} else type(best).__name__}); train longer, or "
+                          f"export a checkpoint written after a validation")
+    net = build_model(arch, **hparams)
+    try:
+        net.load_state_dict(best)
+    except RuntimeError as exc:
+        raise DBlinkError(f"{ckpt_path}: the best weights do not fit the {arch} architecture of its "
+                          f"config ({str(exc).strip().splitlines()[0][:160]})") from None
     from .model import model_hparams
-    sim = cfg["sim"]
+
+    def num(key: str, default: float = 0.0) -> float:
+        v = ckpt.get(key, default)
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            raise DBlinkError(f"{where} (its {key!r} is not a number)") from None
+
+    metrics = ckpt.get("best_metrics") or {}
+    if not isinstance(metrics, dict):
+        raise DBlinkError(f"{where} (its 'best_metrics' is not a dict)")
+    rng = cfg.get("ranges", {}).get("density") if isinstance(cfg.get("ranges"), dict) else None
     meta = {
         "name": name or cfg.get("name", Path(out).stem),
-        "arch": cfg["arch"],
-        "hparams": model_hparams(cfg["arch"], **cfg.get("hparams", {})),
+        "arch": arch,
+        "hparams": model_hparams(arch, **hparams),
         "sample": sim.get("sample", "filaments"),
         "pixel_size_nm": sim["pixel_size"],
         "frames_per_step": sim["frames_per_step"],
         "window": cfg.get("window", 25),
         "output": "probability" if net.sigmoid_out else "unbounded",
-        "density_range_per_um2_per_frame": cfg.get("ranges", {}).get("density"),
-        "training": {"config": cfg, "steps_done": int(ckpt["step"]),
-                     "wall_time_s": round(float(ckpt["elapsed_s"]), 1)},
-        "validation": ckpt["best_metrics"],
+        "density_range_per_um2_per_frame": list(rng) if isinstance(rng, (list, tuple)) else rng,
+        "training": {"config": cfg, "steps_done": int(num("step")),
+                     "wall_time_s": round(num("elapsed_s"), 1)},
+        "validation": metrics,
     }
+    modelmeta.validate(meta, f"{ckpt_path}: the checkpoint's config gives")
     meta.update(extra or {})
     return save_model(net, out, meta)
 
@@ -139,26 +185,24 @@ def resolve_model(name_or_path: str) -> Path:
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """Load a TorchScript model file (by path or bundled name) and check its metadata."""
     path = resolve_model(str(name_or_path))
+    modelmeta.check_zip(str(path))  # before torch inflates anything
     files = {META_FILE: ""}
     ctx = _quiet_jit()
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as exc:  # noqa: BLE001
-        raise DBlinkError(f"{path}: not a TorchScript model file ({str(exc).splitlines()[0]})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DBlinkError(f"{path}: not a TorchScript model file ({first})") from None
     finally:
         ctx.__exit__(None, None, None)
     if not files[META_FILE]:
         raise DBlinkError(f"{path}: TorchScript file without dblink metadata ({META_FILE})")
-    try:
-        meta = json.loads(files[META_FILE])
-    except ValueError:
-        raise DBlinkError(f"{path}: unreadable dblink metadata") from None
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    meta = modelmeta.parse(files[META_FILE], str(path))
+    if int(meta.get("format_version", 1)) > FORMAT_VERSION:
         raise DBlinkError(f"{path}: made by a newer dblink (model format {meta['format_version']}, "
                           f"this dblink reads up to {FORMAT_VERSION}); upgrade dblink")
-    for key in ("pixel_size_nm", "frames_per_step"):
-        if key not in meta:
-            raise DBlinkError(f"{path}: metadata lacks {key!r}")
+    module.eval()
+    modelmeta.probe(module, str(path))
     return LoadedModel(module=module, meta=meta, path=path)
 
 
@@ -186,6 +230,22 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
     unbounded``), and dblink normalizes each frame the same way.
     """
     src = Path(state_path)
+    opts = {"pixel_size_nm": pixel_size_nm, "frames_per_step": frames_per_step, "window": window}
+    flags = {"pixel_size_nm": "--pixel-size", "frames_per_step": "--frames-per-step", "window": "--window"}
+    try:
+        checked = modelmeta._check(dict(opts))
+    except modelmeta._Bad as exc:  # name the command-line flag, not the metadata field
+        msg = str(exc)
+        for key, flag in flags.items():
+            msg = msg.replace(f"'{key}'", flag)
+        raise DBlinkError(msg) from None
+    pixel_size_nm, frames_per_step = checked["pixel_size_nm"], checked["frames_per_step"]
+    window = checked["window"]
+    if name is not None:
+        try:
+            modelmeta._text(name, "--name")
+        except modelmeta._Bad as exc:
+            raise DBlinkError(str(exc).replace("'--name'", "--name")) from None
     if not src.is_file():
         raise DBlinkError(f"{src}: no such file")
     try:
@@ -195,25 +255,49 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
                           f"re-save it with torch.save(model.state_dict(), path)") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise DBlinkError(f"{src}: not an original DBlink state dict (it holds a "
+                          f"{type(sd).__name__}, not a dict of weights)")
+    bad = next((k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)),
+               None)
+    if bad is not None:
+        raise DBlinkError(f"{src}: not an original DBlink state dict (entry {str(bad)[:60]!r} is "
+                          f"not a named tensor)")
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
-    cells = sorted(int(k.split(".")[2]) for k in sd
-                   if k.startswith("forward_net.cell_list.") and k.endswith(".conv.weight"))
-    head = sorted(int(k.split(".")[1]) for k in sd if k.startswith("conv_net.") and k.endswith(".weight"))
+
+    def index(k: str, pos: int) -> int | None:
+        part = k.split(".")[pos] if len(k.split(".")) > pos else ""
+        return int(part) if part.isdigit() and len(part) < 4 else None
+
+    cells = sorted(i for k in sd if k.startswith("forward_net.cell_list.") and k.endswith(".conv.weight")
+                   for i in [index(k, 2)] if i is not None)
+    head = sorted(i for k in sd if k.startswith("conv_net.") and k.endswith(".weight")
+                  for i in [index(k, 1)] if i is not None)
     if not cells or not head:
         raise DBlinkError(f"{src}: not an original DBlink state dict (no forward_net.cell_list.* "
                           f"or conv_net.* weights)")
-    w0 = sd["forward_net.cell_list.0.conv.weight"]
-    hidden, kernel = w0.shape[0] // 4, w0.shape[-1]
-    head_ch = [sd[f"conv_net.{i}.weight"].shape[0] for i in head[:-1]]
-    head_k = sd[f"conv_net.{head[0]}.weight"].shape[-1]
+    try:
+        w0 = sd["forward_net.cell_list.0.conv.weight"]
+        ws = [sd[f"conv_net.{i}.weight"] for i in head]
+        if w0.dim() != 4 or any(w.dim() != 4 for w in ws):
+            raise KeyError("weights of 4 dimensions")
+        hidden, kernel = int(w0.shape[0]) // 4, int(w0.shape[-1])
+        head_ch = [int(w.shape[0]) for w in ws[:-1]]
+        head_k = int(ws[0].shape[-1])
+    except KeyError as exc:
+        raise DBlinkError(f"{src}: not an original DBlink state dict (missing {exc})") from None
     hp = dict(hidden=hidden, layers=len(cells), kernel=kernel, head=head_ch, head_kernel=head_k,
               log_input=False, out_activation="none")
-    net = build_model("paper", **hp)
     try:
+        modelmeta.check_hparams("paper", hp, "the weights' shapes give hparams")
+    except modelmeta._Bad as exc:
+        raise DBlinkError(f"{src}: not an original DBlink state dict ({exc})") from None
+    try:
+        net = build_model("paper", **hp)
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise DBlinkError(f"{src}: weights do not fit the paper architecture "
-                          f"({str(exc).splitlines()[0][:160]})") from None
+                          f"({str(exc).strip().splitlines()[0][:160]})") from None
     meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp,
             "pixel_size_nm": float(pixel_size_nm), "frames_per_step": int(frames_per_step),
             "window": int(window), "output": "unbounded",
