@@ -13,7 +13,10 @@ Two architectures share the ConvLSTM cell:
 * ``compact`` — the recurrence runs at half resolution with more hidden channels (a stride-2
   convolutional encoder), then a transposed-convolution decoder joined with a full-resolution skip
   branch from the step's own localization map. About 40× fewer multiply-adds per pixel than
-  ``paper``; it trains on a CPU.
+  ``paper``; it trains on a CPU. With ``mean_input`` (issue 12, off in models made before it) the
+  mean of the whole input window over time — what the classical sum knows — is a second input
+  channel of the encoder and of the skip branch at every step, as ``log1p(mean_scale · mean)``
+  (about the log of the ±25-step sum), so that a static or slow sample is never worse than its sum.
 
 Both are scriptable with ``torch.jit.script`` and need nothing from dblink once exported.
 """
@@ -28,7 +31,7 @@ ARCHITECTURES = {
     "paper": dict(hidden=4, layers=2, kernel=5, head=[128, 256, 64], head_kernel=5,
                   log_input=False, out_activation="none"),
     "compact": dict(hidden=24, layers=1, kernel=3, encoder=16, decoder=16, skip=8,
-                    log_input=True, out_activation="sigmoid"),
+                    log_input=True, out_activation="sigmoid", mean_input=False, mean_scale=51.0),
 }
 
 
@@ -127,15 +130,19 @@ class CompactNet(_BiConvLSTMNet):
 
     def __init__(self, hidden: int = 24, layers: int = 1, kernel: int = 3, encoder: int = 16,
                  decoder: int = 16, skip: int = 8, log_input: bool = True,
-                 out_activation: str = "sigmoid") -> None:
+                 out_activation: str = "sigmoid", mean_input: bool = False,
+                 mean_scale: float = 51.0) -> None:
         super().__init__()
         self.log_input = log_input
         self.sigmoid_out = out_activation == "sigmoid"
-        self.encoder = nn.Sequential(nn.Conv2d(1, encoder, 3, padding=1), nn.ReLU(),
+        self.mean_input = mean_input
+        self.mean_scale = mean_scale
+        n_in = 2 if mean_input else 1
+        self.encoder = nn.Sequential(nn.Conv2d(n_in, encoder, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(encoder, encoder, 3, stride=2, padding=1), nn.ReLU())
         self.forward_net = ConvLSTM(encoder, hidden, kernel, layers)
         self.reverse_net = ConvLSTM(encoder, hidden, kernel, layers)
-        self.skip = nn.Sequential(nn.Conv2d(1, skip, 3, padding=1), nn.ReLU())
+        self.skip = nn.Sequential(nn.Conv2d(n_in, skip, 3, padding=1), nn.ReLU())
         self.up = nn.Sequential(nn.ConvTranspose2d(2 * hidden, decoder, 4, stride=2, padding=1),
                                 nn.ReLU())
         self.head = nn.Sequential(nn.Conv2d(decoder + skip, decoder, 3, padding=1), nn.ReLU(),
@@ -143,16 +150,19 @@ class CompactNet(_BiConvLSTMNet):
 
     def forward(self, x: Tensor, positions: Optional[Tensor] = None, logits: bool = False) -> Tensor:
         B, T, H, W = x.shape
-        if self.log_input:
-            x = torch.log1p(x)
-        enc = self.encoder(x.reshape(B * T, 1, H, W))
+        xin = (torch.log1p(x) if self.log_input else x).unsqueeze(2)
+        if self.mean_input:  # the window's mean over time, beside every step: (B, T, 2, H, W)
+            mean = torch.log1p(self.mean_scale * x.mean(dim=1, keepdim=True))
+            xin = torch.cat([xin, mean.unsqueeze(1).expand(B, T, 1, H, W)], dim=2)
+        C = xin.shape[2]
+        enc = self.encoder(xin.reshape(B * T, C, H, W))
         enc = enc.reshape(B, T, enc.shape[1], enc.shape[2], enc.shape[3])
         feats = _select(self.bidirectional(enc), positions)
-        xs = _select(x.unsqueeze(2), positions)
+        xs = _select(xin, positions)
         P = feats.shape[1]
         up = self.up(feats.reshape(B * P, feats.shape[2], feats.shape[3], feats.shape[4]))
         up = up[:, :, :H, :W]
-        sk = self.skip(xs.reshape(B * P, 1, H, W))
+        sk = self.skip(xs.reshape(B * P, C, H, W))
         y = self.head(torch.cat([up, sk], dim=1)).reshape(B, P, H, W)
         if self.sigmoid_out and not logits:
             y = torch.sigmoid(y)
@@ -166,6 +176,23 @@ def build_model(arch: str = "compact", **hparams) -> nn.Module:
     params = dict(ARCHITECTURES[arch])
     params.update(hparams)
     return PaperNet(**params) if arch == "paper" else CompactNet(**params)
+
+
+def adapt_state_dict(state: dict, model: nn.Module) -> dict:
+    """Weights of an older model for ``model``: where a convolution gained input channels (e.g.
+    ``mean_input``), the old weights fill the first channels and the new ones start at zero, so the
+    adapted network computes exactly what the old one did."""
+    target = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        t = target.get(k)
+        if (t is not None and v.dim() == 4 and t.dim() == 4 and v.shape[0] == t.shape[0]
+                and v.shape[2:] == t.shape[2:] and v.shape[1] < t.shape[1]):
+            w = torch.zeros_like(t)
+            w[:, :v.shape[1]] = v
+            v = w
+        out[k] = v
+    return out
 
 
 def model_hparams(arch: str, **overrides) -> dict:

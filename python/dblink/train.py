@@ -6,6 +6,13 @@ validation loss. Every sample is simulated from the seed ``[seed, 0, index]`` an
 from ``[seed, 1, index]``, so a run is reproducible and resumable and validation never sees a
 training movie (``dblink evaluate`` uses ``[seed, 2, index]``).
 
+Domains (issue 12): a config may list ``"domains": {"ours": 0.5, "paper": 0.25, "camera": 0.25}``
+(weights); each sample then draws its domain from its seed, and ``"domain_ranges": {"paper": {...}}``
+overrides ``"ranges"`` for one domain. ``"camera_bank": N`` draws camera-domain clips from a bank of N
+seeds per stream, so that their (slow) localization is cached on disk and reused. Training stops after
+``"steps"`` iterations (``"max_minutes"`` > 0 adds a wall-time limit, which makes a run depend on the
+machine); the code version (``git describe``) is written into the config, hence into the model file.
+
 A run folder holds ``config.json``, ``checkpoint.pt`` (last and best weights, optimizer, step; a
 plain state dict loadable with ``weights_only=True``) and ``log.csv``.
 """
@@ -15,8 +22,9 @@ import contextlib
 import csv
 import json
 import os
+import subprocess
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -26,9 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .errors import DBlinkError
 from .metrics import evaluate_video
-from .model import build_model
+from .model import adapt_state_dict, build_model
 from .progress import Progress
-from .simulate import SimConfig, SimRanges, simulate_movie
+from .simulate import DOMAINS, SimConfig, SimRanges, simulate_movie
 
 PRESETS = ("filaments", "mitochondria")
 TRAIN, VALIDATION, EVALUATION = 0, 1, 2  # seed streams
@@ -61,15 +69,58 @@ def sim_base(cfg: dict) -> SimConfig:
     return SimConfig(**{k: v for k, v in cfg["sim"].items() if k in names})
 
 
-def sim_ranges(cfg: dict) -> SimRanges:
-    return SimRanges(**{k: tuple(v) for k, v in cfg.get("ranges", {}).items()})
+def sim_ranges(cfg: dict, domain: str | None = None) -> SimRanges:
+    """The config's ranges, with ``domain_ranges[domain]`` on top."""
+    merged = dict(cfg.get("ranges", {}))
+    if domain:
+        merged.update(cfg.get("domain_ranges", {}).get(domain, {}))
+    return SimRanges(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in merged.items()})
+
+
+CAMERA_STREAM = 1000  # sub-stream of camera-bank seeds
+
+
+def pick_domain(cfg: dict, rng: np.random.Generator) -> str | None:
+    """The domain of one sample, drawn with the config's ``domains`` weights (None without them)."""
+    domains = cfg.get("domains")
+    if not domains:
+        return None
+    names = sorted(domains)
+    for d in names:
+        if d not in DOMAINS:
+            raise DBlinkError(f"unknown domain {d!r} in the config (choose from {', '.join(DOMAINS)})")
+    w = np.array([float(domains[d]) for d in names])
+    return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
 def sample_movie(cfg: dict, stream: int, index: int):
     """The simulated movie number ``index`` of a seed stream (TRAIN, VALIDATION, EVALUATION)."""
     rng = np.random.default_rng([cfg["seed"], stream, index])
-    sim_cfg = sim_ranges(cfg).draw(rng, sim_base(cfg))
-    return simulate_movie(sim_cfg, [cfg["seed"], stream, index, 1])
+    seed = [cfg["seed"], stream, index, 1]
+    domain = pick_domain(cfg, rng)
+    base = sim_base(cfg)
+    if domain is not None:
+        base = replace(base, domain=domain)
+        if domain == "camera" and int(cfg.get("camera_bank", 0)) > 0:
+            j = int(rng.integers(int(cfg["camera_bank"])))
+            rng = np.random.default_rng([cfg["seed"], stream, CAMERA_STREAM, j])
+            seed = [cfg["seed"], stream, CAMERA_STREAM, j, 1]
+    sim_cfg = sim_ranges(cfg, domain).draw(rng, base)
+    return simulate_movie(sim_cfg, seed)
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the source tree, or the package version outside git."""
+    from . import __version__
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"],
+                             cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"{__version__}+git.{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
 
 
 class SimulatedClips(Dataset):
@@ -231,13 +282,15 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
         dev = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(dev)
     ddp.start(dev)
+    if not resume:
+        cfg = dict(cfg, code_version=code_version())
     if ddp.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg, indent=2))
     torch.manual_seed(cfg["seed"])
     net = build_model(cfg["arch"], **cfg.get("hparams", {}))
     if cfg.get("init") and not resume:
-        net.load_state_dict(initial_weights(cfg["init"]))
+        net.load_state_dict(adapt_state_dict(initial_weights(cfg["init"]), net))
     net = net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)

@@ -71,3 +71,16 @@ def blink(rng: np.random.Generator, n_sites: int, where: Callable[[np.ndarray, n
     unc = np.concatenate([unc, funcert])
     order = np.argsort(frames, kind="stable")
     return frames[order], pos[order, 0], pos[order, 1], unc[order]
+
+
+def drift_residual(rng: np.random.Generator, n_frames: int, rms_nm: float,
+                   smooth_frames: float = 50.0) -> np.ndarray:
+    """What drift correction leaves: a slow random walk (n_frames, 2) in nm, rms ``rms_nm`` per
+    axis, smoothed over about ``smooth_frames`` raw frames; added to every localization of a frame."""
+    from scipy.ndimage import gaussian_filter1d
+
+    walk = np.cumsum(rng.normal(size=(n_frames, 2)), axis=0)
+    walk = gaussian_filter1d(walk, smooth_frames, axis=0, mode="nearest")
+    walk -= walk.mean(axis=0)
+    rms = np.sqrt(np.mean(walk ** 2, axis=0))
+    return walk * (rms_nm / np.where(rms > 0, rms, 1.0))
