@@ -202,3 +202,59 @@ def test_cli_prints_the_truncation_warning(tmp_path, tiny_model_file):
     warn = [ln for ln in out.stderr.splitlines() if "truncated" in ln]
     assert len(warn) == 1 and warn[0].startswith("dblink: warning:") and "line 41" in warn[0]
     assert "39 complete rows" in warn[0] and (tmp_path / "o.tif").exists()
+
+
+# ---------------------------------------------------------------- round 2: the csv module's own limits
+
+HDR = b"frame,x [nm],y [nm]\n"
+
+
+@pytest.mark.parametrize("data,match", [
+    (HDR + b"1,2,3\n2," + b"9" * 200_000 + b",3\n3,4,5\n", "line 3: a field longer than 131,072"),
+    (HDR + b"1,2,3\n2," + b"a" * 200_000 + b",3\n", "line 3: a field longer than 131,072"),
+    (HDR + b"1,2,3\n" * 5 + b"7,2,\"" + b"x" * 200_000 + b"\"\n", "line 7: a field longer than 131,072"),
+    (b"frame,x [nm],y [nm]," + b"a" * 200_000 + b"\n1,2,3\n", "line 1: a field longer than 131,072"),
+    (HDR + b"1,2,3\n2," + b"1" * (2 * 2**20) + b",3\n3,4,5\n", "line 3 is longer than 1 MiB"),
+    (HDR + b"1,2,3\n2,3,4\r5,6,7\n3,4,5\n", "line 3: a bare CR inside the line"),
+    (HDR + b"1,2,3\n2,3,4\r5,6,7", "line 3: a bare CR inside the line"),
+    (b"frame,x [nm],y [nm]\r\n1,2,3\r\n2,3,4\r5,6,7\r\n", "line 3: a bare CR inside the line"),
+    (HDR + b"1,2,3\n" * 3 + b"\r\r\r\n", "line 5: a bare CR inside the line"),
+])
+def test_csv_module_limits_are_one_line(tmp_path, data, match):
+    one_line_error(write_bytes(tmp_path, data), match)
+
+
+def test_bare_cr_found_in_a_later_block(tmp_path, monkeypatch):
+    import dblink.tables as T
+    monkeypatch.setattr(T, "BLOCK_BYTES", 64)
+    rows = b"".join(b"%d,1.5,2.5\n" % (i + 1) for i in range(100))
+    one_line_error(write_bytes(tmp_path, HDR + rows + b"101,1,2\r102,3,4\n"), "line 102: a bare CR")
+
+
+def test_a_file_without_line_breaks_is_refused_with_bounded_memory(tmp_path):
+    import tracemalloc
+
+    p = tmp_path / "huge.csv"
+    with open(p, "wb") as fh:
+        fh.write(HDR + b"1,2,3\n2,")
+        block = b"1" * 2**20
+        for _ in range(100):  # 100 MiB in one line without a newline
+            fh.write(block)
+    tracemalloc.start()
+    try:
+        one_line_error(p, "line 3 is longer than 1 MiB")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_long_lines_over_blocks_are_refused(tmp_path, monkeypatch):
+    import dblink.tables as T
+    monkeypatch.setattr(T, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(T, "MAX_LINE_BYTES", 10_000)
+    rows = HDR + b"1,2,3\n" * 3 + b"4,5," + b"6" * 20_000 + b"\n5,1,1\n"
+    one_line_error(write_bytes(tmp_path, rows), "line 5 is longer than")
+    # a long last line without a newline, after complete lines
+    rows = HDR + b"1,2,3\n" * 3 + b"4,5," + b"6" * 20_000
+    one_line_error(write_bytes(tmp_path, rows, "b.csv"), "line 5 is longer than")

@@ -31,6 +31,11 @@ BLOCK_BYTES = 16 * 2**20
 #: frames above this are refused (float64 holds whole numbers exactly only up to 2**53)
 MAX_FRAME = 2**53
 _MAX_HEADER_BYTES = 2**20
+#: a line longer than this is refused (bounds the memory of a file without line breaks)
+MAX_LINE_BYTES = 2**20
+#: the csv module's limit on one field (``csv.field_size_limit()``, not changed: it is global)
+_CSV_FIELD_LIMIT = 131_072
+_BARE_CR = re.compile(rb"\r(?!\n)")
 _USED = ("frame", "x", "y", "uncertainty_xy", "uncertainty")
 
 
@@ -64,9 +69,50 @@ class Localizations:
         return int(self.frame.min()), int(self.frame.max())
 
 
+class _RowError(ValueError):
+    """A line the csv module cannot split (the reason, without file or line number)."""
+
+
 def _split_fields(line: str, delimiter: str) -> list[str]:
-    """One CSV line split into fields, quotes removed (``"x [nm]"`` → ``x [nm]``)."""
-    return next(csv.reader([line], delimiter=delimiter, quotechar='"', skipinitialspace=True), [])
+    """One CSV line split into fields, quotes removed (``"x [nm]"`` → ``x [nm]``).
+
+    Raises _RowError (never ``_csv.Error``) for a bare CR inside the line or a field over the csv
+    module's limit of 131,072 characters."""
+    if "\r" in line.rstrip("\r") or "\n" in line.rstrip("\r\n"):
+        raise _RowError("a bare CR inside the line (classic-Mac line endings mixed in?); save the "
+                        "table with LF or CRLF line endings")
+    try:
+        return next(csv.reader([line], delimiter=delimiter, quotechar='"', skipinitialspace=True), [])
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise _RowError(f"a field longer than {_CSV_FIELD_LIMIT:,} characters; not a "
+                            f"localization table") from None
+        raise _RowError(f"cannot split the line into fields ({exc})") from None
+
+
+def _fields(path: str, lineno: int, text: str, delimiter: str) -> list[str]:
+    """:func:`_split_fields`, with a one-line DBlinkError naming the file and line."""
+    try:
+        return _split_fields(text, delimiter)
+    except _RowError as exc:
+        raise DBlinkError(f"{path}: line {lineno}: {exc}") from None
+
+
+def _check_lines(path: str, block: bytes, first_line: int) -> None:
+    """Refuse a bare CR inside the data and lines longer than :data:`MAX_LINE_BYTES`."""
+    m = _BARE_CR.search(block)
+    if m:
+        lineno = first_line + block.count(b"\n", 0, m.start())
+        raise DBlinkError(f"{path}: line {lineno}: a bare CR inside the line (lines end with a bare "
+                          f"CR, classic Mac, from here on?); save the table with LF or CRLF line endings")
+    if len(block) > MAX_LINE_BYTES:
+        nl = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        ends = np.concatenate([nl, [len(block)]])
+        gaps = np.diff(np.concatenate([[-1], ends]))
+        i = int(np.argmax(gaps))
+        if gaps[i] - 1 > MAX_LINE_BYTES:
+            raise DBlinkError(f"{path}: line {first_line + i} is longer than "
+                              f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
 
 
 def _parse_header(line: str, delimiter: str = ",") -> list[tuple[str, str | None]]:
@@ -153,7 +199,10 @@ def _explain_block(path: str, block: bytes, first_line: int, delimiter: str,
                    usecols: list[int], labels: list[str], n_header: int) -> str | None:
     """Find the first line of ``block`` that numpy could not parse and say what is wrong with it."""
     for lineno, text in _data_lines(block, first_line):
-        fields = _split_fields(text, delimiter)
+        try:
+            fields = _split_fields(text, delimiter)
+        except _RowError as exc:
+            return f"{path}: line {lineno}: {exc}"
         for idx, label in zip(usecols, labels):
             if idx >= len(fields):
                 return (f"{path}: line {lineno}: only {len(fields)} of {n_header} columns, "
@@ -240,7 +289,10 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         header = header.rstrip("\r\n")
         if not header.strip():
             raise DBlinkError(f"{path}: line 1 is empty (expected a ThunderSTORM CSV header)")
-        delimiter, cols = _choose_delimiter(header)
+        try:
+            delimiter, cols = _choose_delimiter(header)
+        except _RowError as exc:
+            raise DBlinkError(f"{path}: line 1: {exc}") from None
         names = [c[0] for c in cols]
         for key in _USED:
             where = [i for i, n in enumerate(names) if n == key]
@@ -265,11 +317,17 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         start = fh.tell() + (nl + 1 if nl >= 0 else len(head))
         fh.seek(start)
         capacity = 1
+        run = 0  # bytes since the last line break: a file without line breaks is refused early
         while True:
             chunk = fh.read(BLOCK_BYTES)
             if not chunk:
                 break
+            last_nl = chunk.rfind(b"\n")
+            run = run + len(chunk) if last_nl < 0 else len(chunk) - last_nl - 1
             capacity += chunk.count(b"\n")
+            if run > MAX_LINE_BYTES:
+                raise DBlinkError(f"{path}: line {capacity + 1} is longer than "
+                                  f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
         fh.seek(start)
         frame = np.empty(capacity, dtype=np.int64)
         x = np.empty(capacity, dtype=np.float64)
@@ -282,6 +340,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
 
         def parse(block: bytes) -> None:
             nonlocal n, line
+            _check_lines(path, block, line)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
@@ -297,7 +356,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
             bad = ~((f >= 1) & (f <= MAX_FRAME) & (f == np.floor(f)))
             if bad.any():
                 lineno, text = _row_line(block, line, int(np.flatnonzero(bad)[0]))
-                value = _split_fields(text, delimiter)[usecols[0]].strip()
+                value = _fields(path, lineno, text, delimiter)[usecols[0]].strip()
                 raise DBlinkError(f"{path}: line {lineno}, column {usecols[0] + 1} ('{labels[0]}'): "
                                   f"frame {value!r} is not a whole number from 1 to 2^53 "
                                   f"(ThunderSTORM frames are 1-based)")
@@ -308,7 +367,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
                 i = int(np.flatnonzero(bad)[0])
                 lineno, text = _row_line(block, line, i)
                 k = 1 if not np.isfinite(xs[i]) else 2
-                value = _split_fields(text, delimiter)[usecols[k]].strip()
+                value = _fields(path, lineno, text, delimiter)[usecols[k]].strip()
                 raise DBlinkError(f"{path}: line {lineno}, column {usecols[k] + 1} ('{labels[k]}'): "
                                   f"{value!r} is not a finite coordinate")
             frame[n:n + m] = f
@@ -327,15 +386,22 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
             cut = buf.rfind(b"\n")
             if cut < 0:
                 leftover = buf
+                if len(leftover) > MAX_LINE_BYTES:  # never hold a line without end in memory
+                    raise DBlinkError(f"{path}: line {line} is longer than "
+                                      f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
                 continue
             block, leftover = buf[:cut + 1], buf[cut + 1:]
+            parse(block)
             tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1:].strip()
             if tail and not tail.startswith(b"#"):
-                last_fields = len(_split_fields(tail.decode("latin-1"), delimiter))
-            parse(block)
+                last_fields = len(_fields(path, line - 1, tail.decode("latin-1"), delimiter))
+            if len(leftover) > MAX_LINE_BYTES:
+                raise DBlinkError(f"{path}: line {line} is longer than "
+                                  f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
         if leftover.strip():  # the last line has no newline: complete, or cut short?
+            _check_lines(path, leftover, line)
             text = leftover.decode("latin-1").rstrip("\r")
-            fields = _split_fields(text, delimiter)
+            fields = _fields(path, line, text, delimiter)
             complete = len(fields) >= min(last_fields, len(cols)) and all(
                 i < len(fields) and _is_number(fields[i]) for i in usecols)
             if complete:
