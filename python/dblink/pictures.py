@@ -6,6 +6,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .errors import DBlinkError
+
+#: a TIFF with more pixels than this (all time points and channels) is refused by ``preview``
+MAX_PREVIEW_PIXELS = 2**27
+
+
+def _save(img: Image.Image, path: str | Path, fmt: str, **kw) -> Path:
+    """Save a picture atomically (complete or absent); a folder that cannot be written is one line."""
+    from .files import atomic_output
+
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        try:
+            img.save(tmp, format=fmt, **kw)
+        except OSError as exc:
+            raise DBlinkError(f"{path}: cannot write the picture ({exc.strerror or exc}); "
+                              f"nothing was written") from None
+    return path
+
 
 def _to_uint8(frame: np.ndarray, hi: float | None = None) -> np.ndarray:
     f = np.nan_to_num(np.asarray(frame, dtype=np.float64))
@@ -38,16 +57,15 @@ def panel(videos: list[np.ndarray], titles: list[str], path: str | Path, times: 
     tile_w = videos[0].shape[2] * scale + 4
     for i, t in enumerate(titles):
         draw.text((i * tile_w + 3, 2), t, fill=0)
-    img.save(path)
-    return Path(path)
+    return _save(img, path, "PNG")
 
 
 def animation(videos: list[np.ndarray], path: str | Path, scale: int = 2, fps: float = 10.0) -> Path:
     """An animated GIF of videos shown side by side, one GIF frame per step."""
     T = min(v.shape[0] for v in videos)
     frames = [Image.fromarray(_row([v[t] for v in videos], scale)) for t in range(T)]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
-    return Path(path)
+    return _save(frames[0], path, "GIF", save_all=True, append_images=frames[1:],
+                 duration=int(1000 / fps), loop=0)
 
 
 def time_colors(n: int) -> np.ndarray:
@@ -69,21 +87,78 @@ def temporal_color_code(video: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
+def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
+    """A TIFF video as float32 (T, C, Y, X), checked before its pixels are read: one DBlinkError
+    line for a missing, empty, non-TIFF, 2-D, 5-D, RGB, too large or pixel-less file."""
+    import tifffile
+
+    p = Path(path)
+    if not p.exists():
+        raise DBlinkError(f"{p}: no such file")
+    if not p.is_file():
+        raise DBlinkError(f"{p}: not a file")
+    if p.stat().st_size == 0:
+        raise DBlinkError(f"{p}: empty file (expected a TIFF hyperstack written by dblink reconstruct)")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        raise DBlinkError(f"{p}: not a TIFF file (expected a hyperstack written by dblink reconstruct)")
+    try:
+        with tifffile.TiffFile(p) as tif:
+            if not tif.series:
+                raise DBlinkError(f"{p}: the TIFF holds no images")
+            series = tif.series[0]
+            shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
+            if 0 in shape or not shape:
+                raise DBlinkError(f"{p}: the TIFF holds no pixels (shape {shape})")
+            if len(shape) < 3:
+                raise DBlinkError(f"{p}: a single 2-D image ({' x '.join(map(str, shape))}); {what} "
+                                  f"needs a video (time points x [channels x] height x width)")
+            if len(shape) > 4 or "S" in axes:
+                raise DBlinkError(f"{p}: an image of {len(shape)} dimensions (axes {axes}, shape "
+                                  f"{shape}); {what} needs time points x [channels x] height x width")
+            if dtype.kind not in "uif":
+                raise DBlinkError(f"{p}: pixels of type {dtype}; {what} needs numbers")
+            if int(np.prod(shape, dtype=np.float64)) > MAX_PREVIEW_PIXELS:
+                raise DBlinkError(f"{p}: {' x '.join(map(str, shape))} pixels is too large for a "
+                                  f"{what} (limit {MAX_PREVIEW_PIXELS:,} pixels)")
+            data = series.asarray()
+    except DBlinkError:
+        raise
+    except MemoryError:
+        raise DBlinkError(f"{p}: not enough memory to read the TIFF") from None
+    except Exception as exc:  # noqa: BLE001 - anything tifffile cannot read is a user error here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise DBlinkError(f"{p}: not a readable TIFF ({first})") from None
+    if data.shape != shape:
+        raise DBlinkError(f"{p}: the TIFF's pixels do not match its shape {shape}")
+    video = data.astype(np.float32, copy=False)
+    if video.ndim == 3:  # ImageJ drops an axis of size 1: channels of one time point, or a stack
+        video = video[None] if axes[0] == "C" else video[:, None]
+    return video
+
+
 def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int = 2) -> list[Path]:
     """Write ``<prefix>_timecolor.png`` (time-colour-coded projection with a time bar) and
-    ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF."""
-    from .hyperstack import read_hyperstack
+    ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF.
 
-    data, _ = read_hyperstack(path)
-    video = data[:, 0]
+    ``out_prefix`` an existing folder: the pictures go into it, named after the TIFF. The TIFF and
+    the output folder are checked before any work (one DBlinkError line, see :func:`read_video`)."""
+    from .files import check_output_folder
+
     prefix = Path(out_prefix) if out_prefix else Path(path).with_suffix("")
+    if out_prefix and prefix.is_dir():
+        prefix = prefix / Path(path).with_suffix("").name
+    if not prefix.name or prefix.name in (".", ".."):
+        raise DBlinkError(f"{out_prefix}: the output prefix needs a file name part")
+    check_output_folder(prefix.parent)
+    video = read_video(path)[:, 0]
     rgb = np.kron(temporal_color_code(video), np.ones((scale, scale, 1), np.uint8))
     bar = (time_colors(rgb.shape[1])[None, :, :] * 255).astype(np.uint8).repeat(8, axis=0)
     img = Image.fromarray(np.concatenate([rgb, np.full((4, rgb.shape[1], 3), 255, np.uint8), bar]))
     draw = ImageDraw.Draw(img)
     draw.text((2, 2), f"t = 1 ... {video.shape[0]} (red -> blue)", fill=(255, 255, 255))
-    png = prefix.parent / f"{prefix.name}_timecolor.png"
-    img.save(png)
+    png = _save(img, prefix.parent / f"{prefix.name}_timecolor.png", "PNG")
     gif = animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)
     return [png, gif]
 
@@ -141,8 +216,7 @@ def line_plot(path: str | Path, series: list, hlines: list | None = None, vlines
     for x, y in points or []:
         a, b = px(x, y)
         d.ellipse([a - 3, b - 3, a + 3, b + 3], outline=(0, 0, 0))
-    img.save(path)
-    return Path(path)
+    return _save(img, path, "PNG")
 
 
 def comparison(out_dir: str | Path, locs: np.ndarray, summed: np.ndarray, recon: np.ndarray,
