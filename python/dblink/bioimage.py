@@ -82,20 +82,33 @@ def build_package(model_ref: str | Path, out: str | Path) -> Path:
     except ImportError:
         raise DBlinkError("bioimage.io export needs the optional extra: pip install 'dblink[bioimageio]' "
                           "(bioimageio.core)") from None
+    from .files import atomic_output, check_output_path
+
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise DBlinkError(f"{out}: the bioimage.io package must be a .zip file")
-    if not out.parent.is_dir():
-        raise DBlinkError(f"{out.parent}: no such folder")
-    model = load_model(model_ref)
+    check_output_path(out, overwrite=True, suffixes=(".zip",), what="bioimage.io package")
+    model = load_model(model_ref)  # metadata checked against the schema, probe forward run
     with tempfile.TemporaryDirectory(prefix="dblink-bioimageio-") as tmp:
         tmp = Path(tmp)
         x = _test_input(model)
-        with torch.no_grad():
-            y = model.module(torch.from_numpy(x)).numpy().astype(np.float32)
-        if y.shape != x.shape:
-            raise DBlinkError(f"{model.path}: output shape {y.shape} differs from input {x.shape}; "
-                              f"not a dblink reconstruction network")
+        try:
+            with torch.no_grad():
+                y = model.module(torch.from_numpy(x))
+        except Exception as exc:  # noqa: BLE001 - a model that fails on the test input
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise DBlinkError(f"{model.path}: not a dblink network: forward(x) on the "
+                              f"{' x '.join(map(str, x.shape))} test input failed ({first})") from None
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != x.shape:
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise DBlinkError(f"{model.path}: not a dblink network: output {shape} differs from "
+                              f"the input's shape {x.shape}")
+        y = y.float().numpy().astype(np.float32)
+        if not np.isfinite(y).all():
+            raise DBlinkError(f"{model.path}: not a dblink network: non-finite outputs on the test input")
+        if not model.normalize and (y.min() < 0 or y.max() > 1):
+            raise DBlinkError(f"{model.path}: the metadata says 'output: probability' but the network "
+                              f"returns values from {y.min():.3g} to {y.max():.3g}")
         np.save(tmp / "test_input.npy", x)
         np.save(tmp / "test_output.npy", y)
         cover = _cover(x, y, tmp / "cover.png")
@@ -141,8 +154,12 @@ def build_package(model_ref: str | Path, out: str | Path) -> Path:
             weights=bio.WeightsDescr(torchscript=bio.TorchscriptWeightsDescr(
                 source=Path(model.path), pytorch_version=bio.Version(torch.__version__.split("+")[0]))),
         )
+        import shutil
+
         with _quiet():
-            save_bioimageio_package(descr, output_path=out)
+            built = save_bioimageio_package(descr, output_path=tmp / "package.zip")
+        with atomic_output(out) as part:  # complete or absent
+            shutil.copyfile(built, part)
     return out
 
 
