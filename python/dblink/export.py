@@ -90,9 +90,12 @@ def save_model(net: torch.nn.Module, path: str | Path, meta: dict) -> Path:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None,
                       extra: dict | None = None) -> Path:
     """Export the best weights of a training checkpoint as a TorchScript model file."""
+    from .files import check_output_path
+
     ckpt_path = Path(checkpoint)
     if not ckpt_path.is_file():
         raise DBlinkError(f"{ckpt_path}: no such checkpoint")
+    check_output_path(out, overwrite=True, suffixes=(".pt",), what="model file")
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user error here
@@ -248,6 +251,8 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
             raise DBlinkError(str(exc).replace("'--name'", "--name")) from None
     if not src.is_file():
         raise DBlinkError(f"{src}: no such file")
+    from .files import check_output_path
+    check_output_path(out, overwrite=True, suffixes=(".pt",), what="model file")
     try:
         sd = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001

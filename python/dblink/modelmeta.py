@@ -104,7 +104,10 @@ def _number(v: Any, field: str, low: float | None = None, high: float | None = N
             low_open: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _Bad(f"'{field}' must be a number, got {_describe(v)}")
-    f = float(v) if not isinstance(v, int) or abs(v) < 2**63 else math.inf
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond floats
+        f = math.inf
     if not math.isfinite(f):
         raise _Bad(f"'{field}' must be a finite number, got {_describe(v)}")
     if low is not None and (f < low or (low_open and f == low)):
