@@ -301,7 +301,6 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         cmd.add("-m");
         cmd.add("dblink.cli");
         cmd.add("reconstruct");
-        cmd.add(o.get("table"));
         cmd.add("-o");
         cmd.add(output);
         cmd.add("--progress");
@@ -315,6 +314,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
         if (o.containsKey("skip_confidence")) cmd.add("--no-confidence");
+        cmd.add("--");  // the table last, after "--": a path starting with "-" is not an option
+        cmd.add(o.get("table"));
         return cmd;
     }
 
