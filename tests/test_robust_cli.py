@@ -340,3 +340,13 @@ def test_check_ij_jar(tmp_path):
     assert check_ij_jar(tmp_path / "ij.jar") == tmp_path / "ij.jar"
     if os.path.isfile("/usr/share/java/ij.jar"):
         check_ij_jar("/usr/share/java/ij.jar")
+
+
+def test_check_output_dir(tmp_path):
+    from dblink.files import check_output_dir
+    (tmp_path / "afile").write_text("x")
+    for name, needle in [("afile", "exists and is a file"), ("missing/sub", "does not exist")]:
+        with pytest.raises(DBlinkError, match=needle):
+            check_output_dir(tmp_path / name)
+    assert check_output_dir(tmp_path / "new") == tmp_path / "new"
+    assert check_output_dir(tmp_path) == tmp_path

@@ -99,6 +99,24 @@ def check_output_folder(folder: str | os.PathLike, what: str = "output folder") 
     return d
 
 
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check, before any work, a folder that a command will create or fill (``simulate -o DIR``,
+    ``demo -o DIR``, ``train -o RUN_DIR``): refuses an existing file at ``path``, a missing parent
+    folder, and a place this process may not write to; one DBlinkError line each."""
+    p = Path(path)
+    if str(path) == "":
+        raise DBlinkError(f"the {what} must be a folder name")
+    if p.exists() and not p.is_dir():
+        raise DBlinkError(f"{p}: exists and is a file, not a folder; give a folder for the {what}")
+    if p.is_dir():
+        return check_output_folder(p, what)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise DBlinkError(f"{p}: the folder {parent} does not exist")
+    check_output_folder(parent, "folder")
+    return p
+
+
 def clean_stale_parts(folder: str | os.PathLike, now: float | None = None) -> list[str]:
     """Remove temporary outputs of dead runs in ``folder``; returns the names removed.
 
