@@ -211,9 +211,27 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def domain_sets_for(sample: str) -> list[str]:
-    """The names of the domain sets of one sample type (filaments or mitochondria)."""
-    return [k for k, c in DOMAIN_SETS.items() if c.sample == sample]
+def domain_sets_for(sample: str, domain: str | None = None) -> list[str]:
+    """The names of the domain sets of one sample type (filaments or mitochondria), all domains
+    or only ``domain`` (ours, paper, camera)."""
+    if domain is not None and domain not in {c.domain for c in DOMAIN_SETS.values()}:
+        raise DBlinkError(f"unknown domain {domain!r} (choose from ours, paper, camera)")
+    return [k for k, c in DOMAIN_SETS.items()
+            if c.sample == sample and (domain is None or c.domain == domain)]
+
+
+def domains_report(model: LoadedModel, domain: str | None = None, n: int = 2, **options
+                   ) -> tuple[str, list[dict]]:
+    """``dblink evaluate --domains`` / ``--domain D``: the model on every domain set of its sample
+    type (simulated into a temporary folder); returns the Markdown table and the rows."""
+    import tempfile
+
+    sample = model.meta.get("sample", "filaments")
+    names = domain_sets_for(sample if sample in ("filaments", "mitochondria") else "filaments",
+                            domain)
+    with tempfile.TemporaryDirectory(prefix="dblink-domains-") as tmp:
+        rows = evaluate_domains(model, names, tmp, n=n, **options)
+    return format_domain_table(rows), rows
 
 
 def make_domain_set(name: str, folder: str | Path, n: int = 2) -> list[Path]:
