@@ -421,3 +421,20 @@ def test_import_weights_output_checked_first(tmp_path, capsys, out, needle):
 def test_import_original_checks_its_numbers_as_a_function():
     with pytest.raises(DBlinkError, match="--frames-per-step must be a whole number"):
         import_original("nowhere", "m.pt", 100.0, 2.5)
+
+
+def test_a_huge_zip_directory_is_refused_before_parsing(tmp_path, tiny_model_file, monkeypatch):
+    monkeypatch.setattr(modelmeta, "MAX_ZIP_DIRECTORY_BYTES", 100)
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
+    with pytest.raises(DBlinkError) as info:
+        load_model(tiny_model_file)
+    one_line(info, "the zip directory alone is")
+
+
+def test_zip64_directory_size_is_read(tmp_path):
+    path = tmp_path / "z64.zip"
+    with zipfile.ZipFile(path, "w", allowZip64=True) as z:
+        for i in range(70_000):  # more entries than a plain end record can count
+            z.writestr(f"e{i}", b"")
+    size = modelmeta._central_directory_size(str(path))
+    assert size is not None and size > 70_000 * 46

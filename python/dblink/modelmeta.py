@@ -41,6 +41,8 @@ META_FILE = "dblink.json"
 MAX_META_BYTES = 2**20
 #: a model file whose zip entries would inflate to more than this is refused
 MAX_MODEL_BYTES = 2**30
+#: a zip directory (one record per entry) larger than this is refused before it is parsed
+MAX_ZIP_DIRECTORY_BYTES = 16 * 2**20
 
 OUTPUTS = ("probability", "unbounded")
 #: hyper-parameters of each architecture: (kind, low, high)
@@ -251,6 +253,35 @@ def dumps(meta: dict, where: str) -> str:
     return text
 
 
+def _central_directory_size(path: str) -> int | None:
+    """The size of a zip file's central directory from its end record (zip64 included), read
+    before ``zipfile`` builds one object per entry; None where there is no end record."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            start = max(0, size - (22 + 65535))
+            fh.seek(start)
+            tail = fh.read()
+            i = tail.rfind(b"PK\x05\x06")
+            if i < 0 or len(tail) - i < 22:
+                return None
+            cd = struct.unpack("<I", tail[i + 12:i + 16])[0]
+            if cd != 0xFFFFFFFF or i < 20 or tail[i - 20:i - 16] != b"PK\x06\x07":
+                return cd
+            off = struct.unpack("<Q", tail[i - 12:i - 4])[0]  # the zip64 end record's offset
+            if off + 56 > size:
+                return None
+            fh.seek(off)
+            rec = fh.read(56)
+            if rec[:4] != b"PK\x06\x06":
+                return None
+            return struct.unpack("<Q", rec[40:48])[0]
+    except (OSError, struct.error):
+        return None
+
+
 def check_zip(path: str, where: str | None = None) -> None:
     """Look at a model file's zip directory before PyTorch reads it: it must be a zip archive whose
     ``dblink.json`` (if any) and total inflated size are bounded, so that a small file cannot make
@@ -258,6 +289,10 @@ def check_zip(path: str, where: str | None = None) -> None:
     import zipfile
 
     where = where or path
+    cd_size = _central_directory_size(path)
+    if cd_size is not None and cd_size > MAX_ZIP_DIRECTORY_BYTES:
+        raise DBlinkError(f"{where}: the zip directory alone is {cd_size / 2**20:.0f} MiB; "
+                          f"not a dblink model file")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
