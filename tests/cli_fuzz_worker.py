@@ -29,7 +29,10 @@ def run(argv, cwd):
         exc = traceback.format_exc()
     finally:
         sys.stderr, sys.stdout = old_err, old_out
-    return {"rc": rc, "err": err.getvalue()[-4000:], "exc": exc}
+    text = err.getvalue()
+    if len(text) > 200_000:  # keep the first and the last lines whole
+        text = text[:100_000] + "\n[...]\n" + text[-100_000:]
+    return {"rc": rc, "err": text, "exc": exc}
 
 
 def serve():

@@ -58,6 +58,11 @@ class LoadedModel:
         return self.meta.get("output", "probability") != "probability"
 
 
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-blank line of an exception's message (its type when it has none)."""
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:limit]
+
+
 def _quiet_jit():
     ctx = warnings.catch_warnings()
     ctx.__enter__()
@@ -99,7 +104,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user error here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        first = _first_line(exc, 120)
         raise DBlinkError(f"{ckpt_path}: not a dblink training checkpoint ({first})") from None
     where = f"{ckpt_path}: not a dblink training checkpoint"
     if not isinstance(ckpt, dict):
@@ -136,7 +141,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
         net.load_state_dict(best)
     except RuntimeError as exc:
         raise DBlinkError(f"{ckpt_path}: the best weights do not fit the {arch} architecture of its "
-                          f"config ({str(exc).strip().splitlines()[0][:160]})") from None
+                          f"config ({_first_line(exc, 160)})") from None
     from .model import model_hparams
 
     def num(key: str, default: float = 0.0) -> float:
@@ -194,7 +199,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = _first_line(exc, 160)
         raise DBlinkError(f"{path}: not a TorchScript model file ({first})") from None
     finally:
         ctx.__exit__(None, None, None)
@@ -256,7 +261,7 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
     try:
         sd = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise DBlinkError(f"{src}: not a plain PyTorch state dict ({str(exc).splitlines()[0][:120]}); "
+        raise DBlinkError(f"{src}: not a plain PyTorch state dict ({_first_line(exc, 120)}); "
                           f"re-save it with torch.save(model.state_dict(), path)") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
@@ -302,7 +307,7 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise DBlinkError(f"{src}: weights do not fit the paper architecture "
-                          f"({str(exc).strip().splitlines()[0][:160]})") from None
+                          f"({_first_line(exc, 160)})") from None
     meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp,
             "pixel_size_nm": float(pixel_size_nm), "frames_per_step": int(frames_per_step),
             "window": int(window), "output": "unbounded",

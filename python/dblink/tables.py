@@ -350,7 +350,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
                 msg = _explain_block(path, block, line, delimiter, usecols, labels, len(cols))
                 last = line + block.count(b"\n") - 1
                 raise DBlinkError(msg or f"{path}: lines {line}-{last}: cannot read the numeric "
-                                  f"columns ({str(exc).splitlines()[0]})") from None
+                                  f"columns ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
             m = data.shape[0]
             f = data[:, 0]
             bad = ~((f >= 1) & (f <= MAX_FRAME) & (f == np.floor(f)))
