@@ -350,3 +350,12 @@ def test_check_output_dir(tmp_path):
             check_output_dir(tmp_path / name)
     assert check_output_dir(tmp_path / "new") == tmp_path / "new"
     assert check_output_dir(tmp_path) == tmp_path
+
+
+def test_resolution_check_output_prefix(tmp_path):
+    from dblink.resolution import check_output_prefix
+    (tmp_path / "r_frc.png").mkdir()
+    for prefix, needle in [(tmp_path / "missing" / "r", "does not exist"), (tmp_path / "r", "is a folder")]:
+        with pytest.raises(DBlinkError, match=needle):
+            check_output_prefix(prefix, "_frc.png")
+    assert check_output_prefix(tmp_path / "s", "_frc.png") == tmp_path / "s_frc.png"

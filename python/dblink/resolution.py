@@ -384,6 +384,17 @@ def temporal_consistency(video: np.ndarray, shifts: np.ndarray | None = None) ->
 
 # ----------------------------------------------------------------------------------------- plots
 
+def check_output_prefix(prefix: str | Path, suffix: str) -> Path:
+    """The plot path ``PREFIX<suffix>`` (e.g. ``_frc.png``), checked before any work: its folder must
+    exist and be writable, and the path must not be a folder (one DBlinkError line otherwise)."""
+    from .files import check_output_path
+
+    prefix = Path(prefix)
+    if not prefix.name or prefix.name in (".", ".."):
+        raise DBlinkError(f"{prefix}: the output prefix needs a file name part (e.g. {prefix}/name)")
+    return check_output_path(prefix.parent / f"{prefix.name}{suffix}", overwrite=True, what="plot")
+
+
 def plot_frc(res: FRCResult, path: str | Path) -> Path:
     """PNG: the FRC curve (raw, grey; smoothed, black), the 1/7 threshold and the resolution."""
     from .pictures import line_plot
