@@ -35,8 +35,10 @@ def _test_input(model: LoadedModel, shape: tuple[int, int, int, int] = TEST_SHAP
     from .simulate import SimConfig, simulate_movie
 
     _, T, H, W = shape
-    cfg = SimConfig(height_px=H, width_px=W, pixel_size=model.pixel_size,
-                    frames_per_step=model.frames_per_step, n_steps=T)
+    # the model's own pixel size and frames per step, within what a small simulation can afford
+    # (the schema allows up to 1e5 nm and 1e6 frames; a test tensor needs neither)
+    cfg = SimConfig(height_px=H, width_px=W, pixel_size=min(model.pixel_size, 200.0),
+                    frames_per_step=min(model.frames_per_step, 50), n_steps=T)
     video = simulate_movie(cfg, 20260101).render()
     return video[None].astype(np.float32)
 
