@@ -438,3 +438,38 @@ def test_zip64_directory_size_is_read(tmp_path):
             z.writestr(f"e{i}", b"")
     size = modelmeta._central_directory_size(str(path))
     assert size is not None and size > 70_000 * 46
+
+
+class OnlySquare(nn.Module):
+    """Right on the 8 x 8 probe, wrong elsewhere (e.g. a hard-coded size)."""
+
+    def forward(self, x: Tensor, positions: Optional[Tensor] = None, logits: bool = False) -> Tensor:
+        if positions is not None:
+            x = x.index_select(1, positions)
+        return x[:, :, :8, :8]
+
+
+class NeedsPositions(nn.Module):
+    def forward(self, x: Tensor, positions: Tensor, logits: bool = False) -> Tensor:
+        return x.index_select(1, positions)
+
+
+class WrongWithoutPositions(nn.Module):
+    def forward(self, x: Tensor, positions: Optional[Tensor] = None, logits: bool = False) -> Tensor:
+        if positions is None:
+            return x[:, :1]
+        return x.index_select(1, positions)
+
+
+@pytest.mark.parametrize("cls,needle", [(OnlySquare, "1 x 5 x 12 x 16"), (NeedsPositions, "forward(x) on"),
+                                        (WrongWithoutPositions, "forward(x) on")])
+def test_networks_wrong_on_other_sizes_or_without_positions(tmp_path, cls, needle):
+    path = raw_model(tmp_path / "other.pt", torch.jit.script(cls()), json.dumps(good_meta()))
+    with pytest.raises(DBlinkError) as info:
+        load_model(path)
+    one_line(info, "not a dblink network", needle)
+
+
+def test_both_architectures_pass_the_probe():
+    for arch in ("paper", "compact"):
+        modelmeta.probe(torch.jit.script(build_model(arch).eval()), arch)

@@ -312,28 +312,34 @@ def check_zip(path: str, where: str | None = None) -> None:
 
 
 def probe(module: Any, where: str) -> None:
-    """Run a tiny forward pass (1 x 3 x 8 x 8 input, positions [1]) and check that the module is a
-    dblink network: it takes ``(x, positions)`` and returns a finite (B, len(positions), H, W) tensor.
-    """
+    """Run tiny forward passes and check that the module is a dblink network, as the engine and the
+    bioimage.io package call it: ``forward(x, positions)`` on a 1 x 3 x 8 x 8 input with positions [1]
+    and on a 1 x 5 x 12 x 16 input with positions [0, 4] returns finite (B, len(positions), H, W)
+    tensors, and ``forward(x)`` returns (B, T, H, W)."""
     import torch
 
-    x = torch.zeros(1, 3, 8, 8)
-    x[0, 1, 3, 4] = 1.0
-    pos = torch.tensor([1])
-    try:
-        with torch.no_grad():
-            y = module(x, pos)
-    except Exception as exc:  # noqa: BLE001 - any failure: not a network dblink can run
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise DBlinkError(f"{where}: not a dblink network: forward(x, positions) on a 1 x 3 x 8 x 8 "
-                          f"input failed ({first[:160]})") from None
-    if not isinstance(y, torch.Tensor):
-        raise DBlinkError(f"{where}: not a dblink network: forward(x, positions) returned "
-                          f"{type(y).__name__}, not a tensor")
-    if tuple(y.shape) != (1, 1, 8, 8):
-        raise DBlinkError(f"{where}: not a dblink network: forward(x, positions) on a 1 x 3 x 8 x 8 "
-                          f"input with positions [1] returned shape {tuple(y.shape)}, "
-                          f"expected (1, 1, 8, 8)")
-    if not y.is_floating_point() or not bool(torch.isfinite(y).all()):
-        raise DBlinkError(f"{where}: not a dblink network: forward(x, positions) returned "
-                          f"{'non-finite values' if y.is_floating_point() else y.dtype}")
+    cases = []
+    for T, H, W, pos in ((3, 8, 8, [1]), (5, 12, 16, [0, 4]), (3, 8, 8, None)):
+        x = torch.zeros(1, T, H, W)
+        x[0, T // 2, H // 2, W // 2 - 1] = 1.0
+        cases.append((x, None if pos is None else torch.tensor(pos),
+                      (1, T if pos is None else len(pos), H, W)))
+    for x, pos, expected in cases:
+        call = (f"forward(x{', positions' if pos is not None else ''}) on a "
+                f"{' x '.join(map(str, x.shape))} input"
+                + (f" with positions {pos.tolist()}" if pos is not None else ""))
+        try:
+            with torch.no_grad():
+                y = module(x, pos) if pos is not None else module(x)
+        except Exception as exc:  # noqa: BLE001 - any failure: not a network dblink can run
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise DBlinkError(f"{where}: not a dblink network: {call} failed ({first[:160]})") from None
+        if not isinstance(y, torch.Tensor):
+            raise DBlinkError(f"{where}: not a dblink network: {call} returned {type(y).__name__}, "
+                              f"not a tensor")
+        if tuple(y.shape) != expected:
+            raise DBlinkError(f"{where}: not a dblink network: {call} returned shape "
+                              f"{tuple(y.shape)}, expected {expected}")
+        if not y.is_floating_point() or not bool(torch.isfinite(y).all()):
+            raise DBlinkError(f"{where}: not a dblink network: {call} returned "
+                              f"{'non-finite values' if y.is_floating_point() else y.dtype}")
