@@ -1,0 +1,29 @@
+"""Cross-domain evaluation of a model (issue 12): the same as
+``dblink evaluate --model MODEL --domains --n N --stride K``, writing the rows as JSON too.
+
+usage: PYTHONPATH=python python models/analysis/domains.py MODEL N STRIDE OUT.json [SET,SET,...]
+(one CPU thread; sets default to every domain set of the model's sample type)
+"""
+import json
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+from dblink.evaluate import domain_sets_for, evaluate_domains, format_domain_table
+from dblink.export import load_model
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(1)
+model = load_model(sys.argv[1])
+n, stride, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+names = sys.argv[5].split(",") if len(sys.argv) > 5 else domain_sets_for(model.meta.get("sample", "filaments"))
+t0 = time.time()
+with tempfile.TemporaryDirectory(prefix="dblink-domains-") as tmp:
+    rows = evaluate_domains(model, names, tmp, n=n, stride=stride, device="cpu")
+print(f"model {model.name} ({sys.argv[1]}), {n} movies per set, stride {stride}, "
+      f"{time.time() - t0:.0f} s")
+print(format_domain_table(rows))
+json.dump(rows, open(out, "w"), indent=1)
