@@ -59,7 +59,7 @@ def main() -> None:
     elif check == "convert":
         data = np.random.default_rng(0).random((1000, 1, 256, 256), dtype=np.float32)
         t0 = time.perf_counter()
-        imp = to_imageplus(data, "x", 40.0, 10.0, "frame", ["dblink"])
+        imp = to_imageplus(data, "x", 40.0, 10, None, ["dblink"])
         out["seconds"] = time.perf_counter() - t0
         px = np.asarray(memoryview(imp.getStack().getPixels(500)), dtype=np.float32)
         out["equal"] = bool(np.array_equal(px.reshape(256, 256), data[499, 0]))

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from dblink.engine import infer, plan_windows, reference_loop
+from dblink.bench import reference_loop
+from dblink.engine import infer
+from dblink.windows import plan_windows
 from dblink.model import build_model
 
 

@@ -130,7 +130,7 @@ def test_both_runtimes_give_the_same_hyperstack(data):
 
 
 def test_tta_reaches_both_runtimes(data):
-    """``tta=4`` goes through the in-process route (options_to_kwargs) and the command line
+    """``tta=4`` goes through the in-process route (macro_options) and the command line
     (--tta 4) alike, and changes the result."""
     d, table = data
     r = session("routes", options=f"table=[{table}] model=filaments tta=4", headless=True)

@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of the table reader and of render.
 
 Invalid input of any kind may only raise DBlinkError; valid input lands every localization in the
-pixel and step that DESIGN.md's geometry gives: pixel (r, c) covers x in [x0 + c*p, x0 + (c+1)*p)
+pixel and step that docs/ARCHITECTURE.md's geometry gives: pixel (r, c) covers x in [x0 + c*p, x0 + (c+1)*p)
 and y in [y0 + r*p, y0 + (r+1)*p); step k holds raw frames f0 + k*S ... f0 + (k+1)*S - 1.
 """
 import warnings

@@ -5,9 +5,10 @@ import pytest
 from conftest import write_csv
 from dblink.errors import DBlinkError
 from dblink.tables import Localizations
-from dblink.pipeline import estimate_memory, reconstruct_table
-from dblink.render import (Grid, default_max_memory, format_bytes, parse_memory, render,
-                           video_bytes)
+from dblink.memory import (default_max_memory, format_bytes, job_bytes, parse_memory, steps_overhead,
+                           stream_bytes, video_bytes)
+from dblink.pipeline import reconstruct_table
+from dblink.render import Grid, render
 
 
 def locs_of(*rows):
@@ -44,13 +45,17 @@ def test_video_over_max_memory_is_refused_before_allocation(tiny_model_file, no_
     # 1000 steps of 250 x 250 px: 250 MB per video, about 2.5 GB with confidence
     locs = locs_of((1, 0.0, 0.0), (10_000, 9_999.0, 9_999.0))
     g = Grid(0.0, 0.0, 10_000.0, 10_000.0, 40.0)
-    assert video_bytes(1000, g) == 250_000_000 and estimate_memory(1000, g) == 2_500_000_000
-    with pytest.raises(DBlinkError, match=r"would need about 2\.3 GiB \(1000 steps of 250 x 250 "
-                                          r"pixels: 238\.4 MiB per float32 video, 10 videos.*"
-                                          r"more than --max-memory 1\.0 GiB"):
-        reconstruct_table(locs, tiny_model_file, max_memory=2**30)
-    with pytest.raises(DBlinkError, match=r"more than --max-memory 500\.0 MiB"):
-        reconstruct_table(locs, tiny_model_file, max_memory=500 * 2**20, confidence=False)
+    assert video_bytes(1000, g) == 250_000_000
+    # in memory: the whole result (2 channels) + one time chunk of the engine + per-step bookkeeping
+    need = job_bytes(1000, 250, 250, 3, 1, 1, True, held_steps=1000)
+    assert need == 2 * 250_000_000 + stream_bytes(250, 250, 3, 1, 1, True) + steps_overhead(1000, 2)
+    assert format_bytes(need) == "483.1 MiB"
+    with pytest.raises(DBlinkError, match=r"would need about 483\.1 MiB \(1000 steps of 250 x 250 "
+                                          r"pixels kept in memory, 7-step windows\), "
+                                          r"more than --max-memory 400\.0 MiB"):
+        reconstruct_table(locs, tiny_model_file, max_memory=400 * 2**20)
+    with pytest.raises(DBlinkError, match=r"more than --max-memory 200\.0 MiB"):
+        reconstruct_table(locs, tiny_model_file, max_memory=200 * 2**20, confidence=False)
     with pytest.raises(DBlinkError, match=r"rendered video would need 238\.4 MiB \(1000 steps"):
         render(locs, g, 10, max_bytes=100 * 2**20)
     assert allocated == []
@@ -81,18 +86,24 @@ def test_format_bytes():
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"pixel_size": 0.0}, "pixel size must be a positive"),
-    ({"pixel_size": -10.0}, "pixel size must be a positive"),
-    ({"pixel_size": float("nan")}, "pixel size must be a positive"),
+    ({"pixel_size": 0.0}, "--pixel-size must be a positive, finite number, got 0.0"),
+    ({"pixel_size": -10.0}, "--pixel-size must be a positive"),
+    ({"pixel_size": float("nan")}, "--pixel-size must be a positive"),
     ({"pixel_size": 1e-300}, "too large"),
-    ({"frames_per_step": 0}, "frames per step must be a whole number >= 1, got 0"),
-    ({"frames_per_step": -3}, "frames per step"),
-    ({"first_frame": 0}, "first frame must be"),
+    ({"frames_per_step": 0}, "--frames-per-step must be >= 1, got 0"),
+    ({"frames_per_step": -3}, "--frames-per-step must be >= 1"),
+    ({"frames_per_step": 2.5}, "--frames-per-step must be a whole number, got 2.5"),
+    ({"first_frame": 0}, "--first-frame must be >= 1"),
     ({"window": -1}, "--window must be >= 0"),
     ({"stride": 0}, "--stride must be >= 1"),
     ({"batch": 0}, "--batch must be >= 1"),
     ({"roi": "0,0,0,100"}, "must be > 0"),
     ({"roi": "0,0,inf,100"}, "finite"),
+    ({"exposure": -0.02}, "--exposure must be a positive, finite number"),
+    ({"exposure": float("nan")}, "--exposure must be a positive, finite number"),
+    ({"max_memory": "1e400"}, "--max-memory must be between 1 byte and 1 EiB"),
+    ({"pixel_sise": 10}, "unknown option 'pixel_sise' \\(did you mean pixel_size\\?\\)"),
+    ({"windw": 3}, "unknown option 'windw'"),
 ])
 def test_bad_options_are_refused_before_work(tiny_model_file, no_infer, kw, match):
     locs = locs_of((1, 10.0, 10.0), (30, 500.0, 500.0))

@@ -1,4 +1,4 @@
-"""The geometry convention of DESIGN.md: where a localization lands in space and time."""
+"""The geometry convention of docs/ARCHITECTURE.md: where a localization lands in space and time."""
 import numpy as np
 import pytest
 

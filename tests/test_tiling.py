@@ -99,7 +99,7 @@ def test_streamed_file_equals_the_in_memory_file(tmp_path, tiny_model_file, conf
     from dblink.hyperstack import read_hyperstack
     from dblink.pipeline import reconstruct_table, reconstruct_to_file
     locs = _random_locs(shuffle=True)
-    kw = dict(device="cpu", batch=2, confidence=confidence, progress="none", exposure_s=0.01)
+    kw = dict(device="cpu", batch=2, confidence=confidence, progress="none", exposure=0.01)
     res = reconstruct_table(locs, tiny_model_file, **kw)
     res.write(tmp_path / "mem.tif")
     w = reconstruct_to_file(locs, tmp_path / "str.tif", tiny_model_file, chunk=3, **kw)
@@ -133,7 +133,7 @@ def test_stream_writer_is_byte_identical_and_atomic(tmp_path):
 
 
 def test_network_memory_estimate_counts_the_strided_window():
-    from dblink.tiling import network_bytes_per_px
+    from dblink.memory import network_bytes_per_px
 
     hp = {"hidden": 4, "encoder": 4, "decoder": 4, "skip": 2}
     one = network_bytes_per_px("compact", hp, 25, 4, 3)

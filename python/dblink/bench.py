@@ -1,6 +1,6 @@
 """``dblink bench``: speed of the engine against the original DBlink loop, on the same data and weights.
 
-The reference loop (the algorithm of ``engine.reference_loop``) runs, for every output step, the
+The reference loop (:func:`reference_loop`) runs, for every output step, the
 whole network on the ±W window and decodes every step of it, keeping the centre — the original
 algorithm, in the default memory layout as the original code. It is timed on a few output steps
 (it is slow by design) and reported per output frame; each engine mode runs on the whole movie.
@@ -18,9 +18,30 @@ import time
 import numpy as np
 import torch
 
-from .engine import check_precision, infer, pick_device
+from .engine import _normalize_frames, check_precision, infer, pick_device
 from .errors import DBlinkError
 from .model import build_model, count_parameters
+
+
+def reference_loop(video: np.ndarray, module: torch.nn.Module, window: int,
+                   normalize: bool = False) -> np.ndarray:
+    """The original DBlink algorithm, kept as the reference for tests and ``dblink bench``.
+
+    For each output step t: run the whole network on the clipped window [t − W, t + W], decode every
+    step of the window, keep the one at t. Slow by design.
+    """
+    T = video.shape[0]
+    x_all = torch.from_numpy(np.asarray(video, dtype=np.float32))
+    out = np.zeros(video.shape, dtype=np.float32)
+    module = module.eval()
+    with torch.inference_mode():
+        for t in range(T):
+            start, stop = max(0, t - window), min(T, t + window + 1)
+            y = module(x_all[start:stop][None])[0]
+            if normalize:
+                y = _normalize_frames(y)
+            out[t] = y[t - start].numpy()
+    return out
 
 
 def _peak_mb(dev: torch.device) -> float:

@@ -1,18 +1,37 @@
-"""The ``dblink`` command line: a thin shell over the Python API (see DESIGN.md for the contract).
+"""The ``dblink`` command line: a thin shell over the Python API (docs/ARCHITECTURE.md has the
+contract). Each subcommand is two small functions — its arguments (``_args_NAME``) and its handler
+(``_cmd_NAME``) — registered in :data:`COMMANDS`; the reconstruction options come from
+:mod:`dblink.options`.
 
 Exit codes: 0 success; 2 usage or input error (one line on stderr); 130 interrupted (Ctrl-C);
-143 terminated (SIGTERM). An interrupted or failed run leaves no partial output file behind.
+143 terminated (SIGTERM), 129 hung up (SIGHUP). An interrupted or failed run leaves no partial
+output file behind.
 """
 from __future__ import annotations
 
 import argparse
-import errno
 import json
+import re
 import signal
 import sys
 
 from . import __version__
 from .errors import DBlinkError
+
+
+def _args_train(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=["filaments", "mitochondria"], help="a bundled training config")
+    src.add_argument("--config", help="a training config (JSON)")
+    p.add_argument("-o", "--output", required=True, help="run folder (checkpoint, log, config)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the folder")
+    p.add_argument("--steps", type=int, help="override the number of training iterations")
+    p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this wall time")
+    p.add_argument("--workers", type=int, help="data-simulation worker processes")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from these weights (bundled model name, model file or checkpoint)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
@@ -34,12 +53,18 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so that ``finally``/cleanup code (temporary output
-    files) runs as for Ctrl-C. A BaseException, so ``except Exception`` does not swallow it."""
+    """Raised in the main thread on SIGTERM or SIGHUP (a closed terminal), so that
+    ``finally``/cleanup code (temporary output files) runs as for Ctrl-C. A BaseException, so
+    ``except Exception`` does not swallow it."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 def _warn_json(msg: str) -> None:
@@ -47,54 +72,59 @@ def _warn_json(msg: str) -> None:
     emit({"event": "warning", "message": msg})
 
 
+def _args_reconstruct(p: argparse.ArgumentParser) -> None:
+    from . import options
+
+    p.add_argument("table", help="ThunderSTORM CSV (x/y in nm, µm or px) or a plain frame,x,y CSV in nm")
+    p.add_argument("-o", "--output", required=True, help="output hyperstack (.tif)")
+    options.add_arguments(p)  # every reconstruction option, from dblink.options
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--timings", action="store_true",
+                   help="print where the time went (read, model, render, network, write)")
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"],
+                   help="progress bar, JSON lines on stdout (for scripts and Fiji), or quiet")
+
+
 def _cmd_reconstruct(a: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .files import atomic_output
-    from .pipeline import reconstruct_to_file
+    from .options import from_args
+    from .pipeline import format_timings, reconstruct
     from .progress import emit
-    from .render import parse_memory
+    from .sinks import TiffSink
 
-    out = Path(a.output)
-    if out.suffix.lower() not in (".tif", ".tiff"):
-        raise DBlinkError(f"{out}: the output must be a .tif file")
-    if out.exists() and not a.overwrite:
-        raise DBlinkError(f"{out}: already exists (use --overwrite to replace it)")
     kw = {"warn": _warn_json} if a.progress == "json" else {}
-    max_memory = parse_memory(a.max_memory) if a.max_memory is not None else None
-    # the temporary output exists from the start: an unwritable folder fails before the work, and
-    # Ctrl-C, SIGTERM or an error at any point removes it (see atomic_output)
-    with atomic_output(out, overwrite=a.overwrite) as tmp:
-        try:
-            res = reconstruct_to_file(a.table, tmp, a.model, pixel_size=a.pixel_size,
-                                      frames_per_step=a.frames_per_step, roi=a.roi,
-                                      camera_pixel=a.camera_pixel, window=a.window, stride=a.stride,
-                                      device=a.device, batch=a.batch,
-                                      confidence=not a.no_confidence, first_frame=a.first_frame,
-                                      exposure_s=a.exposure, progress=a.progress,
-                                      max_memory=max_memory, tile=a.tile, atomic=False,
-                                      precision=a.precision, tta=a.tta, **kw)
-        except OSError as exc:
-            if getattr(exc, "filename", None) not in (None, tmp) or exc.errno is None:
-                raise
-            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
-                (exc.strerror or str(exc))
-            raise DBlinkError(f"{out}: cannot write the output ({why}); nothing was written") from None
-    T, H, W = res.shape
-    summary = {"event": "done", "output": str(out), "steps": T, "height": H, "width": W,
-               "seconds": round(res.seconds, 2), "device": res.device, "model": res.model.name}
-    if a.timings:
-        summary["timings"] = {k: round(v, 3) for k, v in res.timings.items()}
+    run = reconstruct(a.table, TiffSink(a.output, overwrite=a.overwrite), from_args(a),
+                      progress=a.progress, **kw)
+    T, H, W = run.shape
     if a.progress == "json":
-        emit(summary)
-    else:
-        print(f"wrote {out}: {T} time points of {W} x {H} px at {res.params['pixel_size_nm']:g} nm "
-              f"({res.params['frames_per_step']} raw frames each), model {res.model.name}, "
-              f"{res.seconds:.1f} s on {res.device}", file=sys.stderr)
+        summary = {"event": "done", "output": str(a.output), "steps": T, "height": H, "width": W,
+                   "seconds": round(run.seconds, 2), "device": run.device, "model": run.model.name}
         if a.timings:
-            from .pipeline import format_timings
-            print(format_timings(res.timings), file=sys.stderr)
+            summary["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
+        emit(summary)
+        return 0
+    print(f"wrote {a.output}: {T} time points of {W} x {H} px at {run.params['pixel_size_nm']:g} nm "
+          f"({run.params['frames_per_step']} raw frames each), model {run.model.name}, "
+          f"{run.seconds:.1f} s on {run.device}", file=sys.stderr)
+    if a.timings:
+        print(format_timings(run.timings), file=sys.stderr)
     return 0
+
+
+def _args_simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sample", choices=["filaments", "mitochondria"])
+    p.add_argument("-o", "--output", required=True, help="output folder (locs.csv, gt.tif, sim.json)")
+    p.add_argument("--size", type=int, default=64, help="field size in render pixels (default 64)")
+    p.add_argument("--pixel-size", type=float, default=40.0, metavar="NM", help="render pixel in nm (default 40)")
+    p.add_argument("--steps", type=int, default=100, help="time points (default 100)")
+    p.add_argument("--frames-per-step", type=int, default=10, help="raw frames per time point (default 10)")
+    p.add_argument("--structures", type=int, default=4, help="filaments or mitochondria in the field (default 4)")
+    p.add_argument("--density", type=float, default=0.3, help="localizations per µm² per raw frame (default 0.3)")
+    p.add_argument("--jitter", type=float, default=20.0, metavar="NM", help="localization precision (default 20 nm)")
+    p.add_argument("--false-fraction", type=float, default=0.05, help="share of false localizations (default 0.05)")
+    p.add_argument("--drift", type=float, default=200.0, metavar="NM", help="total drift (default 200 nm)")
+    p.add_argument("--rotation", type=float, default=15.0, metavar="DEG", help="total rotation (default 15°)")
+    p.add_argument("--deform", type=float, default=40.0, metavar="NM", help="bending amplitude (default 40 nm)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _cmd_simulate(a: argparse.Namespace) -> int:
@@ -113,6 +143,15 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     print(f"wrote {folder}/locs.csv ({len(sim.locs)} localizations, {cfg.n_frames} raw frames), "
           f"{folder}/gt.tif ({cfg.n_steps} x {a.size} x {a.size}), {folder}/sim.json", file=sys.stderr)
     return 0
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="RUN_DIR/checkpoint.pt")
+    p.add_argument("-o", "--output", help="model file (.pt)")
+    p.add_argument("--bioimageio", metavar="OUT.zip", help="write a bioimage.io model package instead")
+    p.add_argument("--model", default="filaments",
+                   help="model packaged by --bioimageio: bundled name or .pt file (default: filaments)")
+    p.add_argument("--name", help="model name in the metadata (default: the config's)")
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
@@ -135,6 +174,28 @@ def _cmd_export(a: argparse.Namespace) -> int:
           f"{m.pixel_size:g} nm pixels, {m.frames_per_step} frames/step, window ±{m.window}",
           file=sys.stderr)
     return 0
+
+
+#: the reconstruction options ``dblink evaluate`` takes (the rest come from the data folder)
+EVAL_OPTIONS = ("window", "stride", "device", "batch", "precision", "tta")
+
+
+def _args_evaluate(p: argparse.ArgumentParser) -> None:
+    from . import options
+
+    p.add_argument("--model", default="filaments", help="bundled model name or .pt file")
+    src2 = p.add_mutually_exclusive_group()
+    src2.add_argument("--data", help="folder of `dblink simulate` outputs")
+    src2.add_argument("--preset", default="filaments", choices=["filaments", "filaments-fast", "mitochondria"],
+                      help="simulate the held-out evaluation set (default: filaments)")
+    p.add_argument("--n", type=int, default=4, help="movies in the preset set (default 4)")
+    options.add_arguments(p, only=EVAL_OPTIONS)
+    p.add_argument("--json", help="also write all scores to this JSON file")
+    p.add_argument("--vary", action="append", metavar="NAME=V1,V2,...",
+                   help="robustness table: re-simulate the preset set with one setting changed at a "
+                        "time (density, jitter_nm, false_fraction, drift_nm, ..., or camera_pixel: "
+                        "the table in camera pixels of that size); repeatable")
+    p.add_argument("--pictures", metavar="DIR", help="write the first movie's panel PNG and GIF here")
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
@@ -164,8 +225,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     summary = summarize(rows)
     print(f"model {model.name} ({model.path.name}) on {len(rows)} movies "
           f"({'data ' + str(a.data) if a.data else 'preset ' + a.preset}), window ±"
-          f"{a.window if a.window is not None else model.window}, stride {a.stride}"
-          f"{_mode_suffix(a)}:")
+          f"{_eval_options(a)['window'] or model.window}{_mode_suffix(a)}:")
     print(format_table(summary))
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "movies": rows}, indent=1))
@@ -179,14 +239,21 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 def _eval_options(a: argparse.Namespace) -> dict:
     """The inference options of ``dblink evaluate`` (as ``evaluate_folder`` takes them)."""
-    return dict(window=a.window, stride=a.stride, device=a.device, batch=a.batch,
-                precision=a.precision, tta=a.tta)
+    from .options import from_args
+
+    o = from_args(a)
+    return {name: getattr(o, name) for name in EVAL_OPTIONS}
 
 
 def _mode_suffix(a: argparse.Namespace) -> str:
-    """``, bf16, tta 8`` for the non-default precision / augmentation of a run's header line."""
-    return (f"{', ' + a.precision if a.precision != 'fp32' else ''}"
-            f"{f', tta {a.tta}' if a.tta != 1 else ''}")
+    """``, stride 8, bf16, tta 8`` for the non-default settings of a run's header line."""
+    o = _eval_options(a)
+    text = f", stride {o['stride']}"
+    if o["precision"] != "fp32":
+        text += f", {o['precision']}"
+    if o["tta"] != 1:
+        text += f", tta {o['tta']}"
+    return text
 
 
 def _evaluate_vary(a: argparse.Namespace, model) -> int:
@@ -209,12 +276,19 @@ def _evaluate_vary(a: argparse.Namespace, model) -> int:
             print(f"{name}={v:g}: model F1 {m['f1']:.3f}, fidelity {m['fidelity']:.3f}, "
                   f"hallucination {m['hallucination'] * 100:.2f} %", file=sys.stderr)
     print(f"model {model.name} ({model.path.name}), preset {a.preset} ({a.n} movies per row, one "
-          f"setting changed at a time), window ±{a.window if a.window is not None else model.window}"
-          f", stride {a.stride}{_mode_suffix(a)}:")
+          f"setting changed at a time), window ±{_eval_options(a)['window'] or model.window}"
+          f"{_mode_suffix(a)}:")
     print(format_vary_table(table))
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1))
     return 0
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--model", default="filaments")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--stride", type=int, default=1)
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -235,6 +309,10 @@ files:""")
     return 0
 
 
+def _args_models(p: argparse.ArgumentParser) -> None:
+    pass
+
+
 def _cmd_models(a: argparse.Namespace) -> int:
     from .export import list_models
 
@@ -249,12 +327,38 @@ def _cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def _args_fiji(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--fiji", metavar="DIR", help="a Fiji.app folder (started through PyImageJ)")
+    where.add_argument("--ij-jar", metavar="PATH", help="an ImageJ 1.x jar (default: /usr/share/java/ij.jar)")
+    p.add_argument("--headless", action="store_true", help="no window (needs --macro)")
+    p.add_argument("--macro", metavar="FILE", help="run this ImageJ macro, then exit")
+    p.add_argument("--args", metavar="STR", help="argument string for the macro (getArgument())")
+
+
 def _cmd_fiji(a: argparse.Namespace) -> int:
     from .imagej import fiji_main
 
     if a.args and not a.macro:
         raise DBlinkError("--args needs --macro FILE")
     return fiji_main(a.fiji, a.ij_jar, a.headless, a.macro, a.args or "")
+
+
+def _args_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="paper", choices=["paper", "compact"])
+    p.add_argument("--size", type=int, default=128, help="field in pixels (default 128)")
+    p.add_argument("--steps", type=int, default=60, help="time points (default 60)")
+    p.add_argument("--window", type=int, default=25)
+    p.add_argument("--stride", default="1,4,8", help="engine strides to time (default 1,4,8)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int, help="windows per network call (default: 4 on CPUs, "
+                                             "from the free memory on a GPU)")
+    p.add_argument("--precision", default="fp32",
+                   help="engine precisions to time, comma-separated: fp32, bf16, fp16 (default fp32)")
+    p.add_argument("--hidden", type=int, help="hidden channels of the architecture (default: its own)")
+    p.add_argument("--ref-frames", type=int, default=2, help="output frames the reference computes")
+    p.add_argument("--confidence", action="store_true", help="include the confidence estimates")
+    p.add_argument("--json", help="also write the rows to this JSON file")
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
@@ -274,6 +378,11 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _args_preview(p: argparse.ArgumentParser) -> None:
+    p.add_argument("hyperstack", help="a TIFF written by dblink reconstruct")
+    p.add_argument("-o", "--output", help="output prefix (default: next to the TIFF)")
+
+
 def _cmd_preview(a: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -284,6 +393,17 @@ def _cmd_preview(a: argparse.Namespace) -> int:
     for p in preview(a.hyperstack, a.output):
         print(f"wrote {p}", file=sys.stderr)
     return 0
+
+
+def _args_import_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("state_dict", help="the original weights file (e.g. LSTM_model)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    p.add_argument("--pixel-size", type=float, required=True, metavar="NM",
+                    help="render pixel size the weights were trained for (nm)")
+    p.add_argument("--frames-per-step", type=int, required=True, metavar="S",
+                    help="raw frames per step the weights were trained for")
+    p.add_argument("--window", type=int, default=25, help="half-width in steps (default 25)")
+    p.add_argument("--name", help="model name (default: the file name)")
 
 
 def _cmd_import_weights(a: argparse.Namespace) -> int:
@@ -307,6 +427,22 @@ def _parse_frames(text: str | None) -> tuple[int | None, int | None]:
     if (first is not None and first < 1) or (first is not None and last is not None and last < first):
         raise DBlinkError(f"--frames must be FIRST-LAST with 1 <= FIRST <= LAST, got '{text}'")
     return first, last
+
+
+def _args_resolution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", nargs="?", help="ThunderSTORM CSV (for FRC)")
+    p.add_argument("--image", metavar="TIF", help="a hyperstack written by dblink reconstruct (decorrelation)")
+    p.add_argument("--frame", type=int, metavar="K", help="time point of --image, 1-based (default: the middle)")
+    p.add_argument("--channel", type=int, default=1, metavar="C", help="channel of --image (default 1)")
+    p.add_argument("--pixel-size", type=float, metavar="NM",
+                    help="FRC render pixel (default 10 nm); for --image: overrides the calibration")
+    p.add_argument("--roi", metavar="X0,Y0,W,H", help="region in nm (default: the data's bounding box)")
+    p.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm (for px tables)")
+    p.add_argument("--frames", metavar="FIRST-LAST", help="raw frames summed (1-based, inclusive; default all)")
+    p.add_argument("--block-frames", type=int, metavar="N",
+                    help="raw frames per block of the split (default: the range cut into 20 blocks)")
+    p.add_argument("-o", "--output", metavar="PREFIX",
+                    help="plot prefix: PREFIX_frc.png / PREFIX_decorrelation.png (default: next to the input)")
 
 
 def _cmd_resolution(a: argparse.Namespace) -> int:
@@ -372,223 +508,100 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
     return 0
 
 
+#: the subcommands: name → (arguments, handler, add_parser keywords)
+COMMANDS = {
+    "train": (_args_train, _cmd_train, dict(help="train a model on simulated movies", description="Train a DBlink network on movies simulated on the fly.")),
+    "reconstruct": (_args_reconstruct, _cmd_reconstruct, dict(help="reconstruct a super-resolved video from a localization table", description="Render a ThunderSTORM table into localization maps and reconstruct "
+                       "a super-resolved video (ImageJ hyperstack: reconstruction + confidence).")),
+    "simulate": (_args_simulate, _cmd_simulate, dict(help="simulate a movie: ThunderSTORM-style CSV + ground truth", description="Simulate blinking localizations on moving structures.")),
+    "export": (_args_export, _cmd_export, dict(help="export a training checkpoint as a TorchScript model file, "
+                       "or a model as a bioimage.io package", description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
+                       "metadata. dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io "
+                       "model package (RDF 0.5; needs the 'bioimageio' extra).")),
+    "import-weights": (_args_import_weights, _cmd_import_weights, dict(help="convert original DBlink weights into a model file", description="Convert a state dict saved by the original DBlink code "
+                        "(forward_net/reverse_net/conv_net keys) into an arch=paper model file.")),
+    "evaluate": (_args_evaluate, _cmd_evaluate, dict(help="quality against simulated ground truth, beside the baseline")),
+    "demo": (_args_demo, _cmd_demo, dict(help="simulate, reconstruct and show (the README's main job)")),
+    "fiji": (_args_fiji, _cmd_fiji, dict(help="start Fiji or ImageJ with dblink running in-process", description="Start Fiji (PyImageJ) or plain ImageJ 1.x (JPype) with the DBlink "
+                       "plugin and this Python registered as its runtime; show the UI or run a macro.")),
+    "bench": (_args_bench, _cmd_bench, dict(help="speed: the original DBlink loop vs the engine's modes", description="Time the reference loop (the original algorithm) and the engine "
+                       "on the same synthetic data and random weights; print s per output frame, "
+                       "speed-ups, peak memory and exact mode's difference to the reference.")),
+    "preview": (_args_preview, _cmd_preview, dict(help="time-colour-coded projection (PNG) and GIF of a hyperstack")),
+    "resolution": (_args_resolution, _cmd_resolution, dict(help="FRC resolution of localizations, or decorrelation "
+                        "resolution of a reconstructed frame", description="FRC (Fourier ring correlation, threshold 1/7) between two halves "
+                        "of a localization table split into alternating blocks of raw frames, or "
+                        "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
+                        "Prints the resolution in nm and writes a PNG plot.")),
+    "models": (_args_models, _cmd_models, dict(help="list the bundled models")),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dblink`` parser: one sub-parser per entry of :data:`COMMANDS`."""
     p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
     p.add_argument("--version", action="version", version=f"dblink {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    t = sub.add_parser("train", help="train a model on simulated movies",
-                       description="Train a DBlink network on movies simulated on the fly.")
-    src = t.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=["filaments", "mitochondria"], help="a bundled training config")
-    src.add_argument("--config", help="a training config (JSON)")
-    t.add_argument("-o", "--output", required=True, help="run folder (checkpoint, log, config)")
-    t.add_argument("--resume", action="store_true", help="continue the run in the folder")
-    t.add_argument("--steps", type=int, help="override the number of training iterations")
-    t.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this wall time")
-    t.add_argument("--workers", type=int, help="data-simulation worker processes")
-    t.add_argument("--init", metavar="MODEL",
-                   help="start from these weights (bundled model name, model file or checkpoint)")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    t.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
-    t.set_defaults(func=_cmd_train)
-
-    r = sub.add_parser("reconstruct", help="reconstruct a super-resolved video from a localization table",
-                       description="Render a ThunderSTORM table into localization maps and reconstruct "
-                       "a super-resolved video (ImageJ hyperstack: reconstruction + confidence).")
-    r.add_argument("table", help="ThunderSTORM CSV (x/y in nm, µm or px) or a plain frame,x,y CSV in nm")
-    r.add_argument("-o", "--output", required=True, help="output hyperstack (.tif)")
-    r.add_argument("--model", default="filaments", help="bundled model name or .pt file (default: filaments)")
-    r.add_argument("--pixel-size", type=float, metavar="NM", help="render pixel size in nm (default: the model's)")
-    r.add_argument("--frames-per-step", type=int, metavar="S",
-                   help="raw frames summed per output time point (default: the model's)")
-    r.add_argument("--roi", metavar="X0,Y0,W,H", help="region in nm (default: the data's bounding box)")
-    r.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm (for px tables)")
-    r.add_argument("--window", type=int, metavar="W", help="half-width in steps: output t sees [t-W, t+W] (default: the model's)")
-    r.add_argument("--stride", type=int, default=1, metavar="K", help="central steps kept per window (1 = exact, paper mode)")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
-    r.add_argument("--batch", type=int, metavar="N",
-                   help="windows per network call (default: 4 on CPUs, from the free memory on a GPU)")
-    r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="fp32 (default, exact) or bf16/fp16 autocast: about 2x faster on GPUs and "
-                        "AVX-512-BF16 CPUs, slightly different output")
-    r.add_argument("--tta", type=int, default=1, choices=[1, 4, 8],
-                   help="test-time augmentation: average 4 mirrored or 8 mirrored and transposed copies "
-                        "of each window (4x / 8x the network time; slightly better placed lines); "
-                        "1 = off (default)")
-    r.add_argument("--timings", action="store_true",
-                   help="print where the time went (read, render, network, write)")
-    r.add_argument("--first-frame", type=int, default=1, metavar="F", help="first raw frame of step 0 (1-based)")
-    r.add_argument("--exposure", type=float, metavar="SEC", help="seconds per raw frame, for the time calibration")
-    r.add_argument("--no-confidence", action="store_true", help="skip the confidence channel (faster)")
-    r.add_argument("--tile", type=int, metavar="PX",
-                   help="split the field into tiles of PX render pixels (with a halo of context) to "
-                   "bound memory; 0: never (default: only when the field is too big for --max-memory)")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    r.add_argument("--max-memory", metavar="SIZE",
-                   help="refuse jobs whose videos would need more memory than this, e.g. 8G or "
-                   "512M (default: half the available memory)")
-    r.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
-    r.set_defaults(func=_cmd_reconstruct)
-
-    s = sub.add_parser("simulate", help="simulate a movie: ThunderSTORM-style CSV + ground truth",
-                       description="Simulate blinking localizations on moving structures.")
-    s.add_argument("sample", choices=["filaments", "mitochondria"])
-    s.add_argument("-o", "--output", required=True, help="output folder (locs.csv, gt.tif, sim.json)")
-    s.add_argument("--size", type=int, default=64, help="field size in render pixels (default 64)")
-    s.add_argument("--pixel-size", type=float, default=40.0, metavar="NM", help="render pixel in nm (default 40)")
-    s.add_argument("--steps", type=int, default=100, help="time points (default 100)")
-    s.add_argument("--frames-per-step", type=int, default=10, help="raw frames per time point (default 10)")
-    s.add_argument("--structures", type=int, default=4, help="filaments or mitochondria in the field (default 4)")
-    s.add_argument("--density", type=float, default=0.3, help="localizations per µm² per raw frame (default 0.3)")
-    s.add_argument("--jitter", type=float, default=20.0, metavar="NM", help="localization precision (default 20 nm)")
-    s.add_argument("--false-fraction", type=float, default=0.05, help="share of false localizations (default 0.05)")
-    s.add_argument("--drift", type=float, default=200.0, metavar="NM", help="total drift (default 200 nm)")
-    s.add_argument("--rotation", type=float, default=15.0, metavar="DEG", help="total rotation (default 15°)")
-    s.add_argument("--deform", type=float, default=40.0, metavar="NM", help="bending amplitude (default 40 nm)")
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=_cmd_simulate)
-
-    e = sub.add_parser("export", help="export a training checkpoint as a TorchScript model file, "
-                       "or a model as a bioimage.io package",
-                       description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
-                       "metadata. dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io "
-                       "model package (RDF 0.5; needs the 'bioimageio' extra).")
-    e.add_argument("checkpoint", nargs="?", help="RUN_DIR/checkpoint.pt")
-    e.add_argument("-o", "--output", help="model file (.pt)")
-    e.add_argument("--bioimageio", metavar="OUT.zip", help="write a bioimage.io model package instead")
-    e.add_argument("--model", default="filaments",
-                   help="model packaged by --bioimageio: bundled name or .pt file (default: filaments)")
-    e.add_argument("--name", help="model name in the metadata (default: the config's)")
-    e.set_defaults(func=_cmd_export)
-
-    iw = sub.add_parser("import-weights", help="convert original DBlink weights into a model file",
-                        description="Convert a state dict saved by the original DBlink code "
-                        "(forward_net/reverse_net/conv_net keys) into an arch=paper model file.")
-    iw.add_argument("state_dict", help="the original weights file (e.g. LSTM_model)")
-    iw.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
-    iw.add_argument("--pixel-size", type=float, required=True, metavar="NM",
-                    help="render pixel size the weights were trained for (nm)")
-    iw.add_argument("--frames-per-step", type=int, required=True, metavar="S",
-                    help="raw frames per step the weights were trained for")
-    iw.add_argument("--window", type=int, default=25, help="half-width in steps (default 25)")
-    iw.add_argument("--name", help="model name (default: the file name)")
-    iw.set_defaults(func=_cmd_import_weights)
-
-    v = sub.add_parser("evaluate", help="quality against simulated ground truth, beside the baseline")
-    v.add_argument("--model", default="filaments", help="bundled model name or .pt file")
-    src2 = v.add_mutually_exclusive_group()
-    src2.add_argument("--data", help="folder of `dblink simulate` outputs")
-    src2.add_argument("--preset", default="filaments", choices=["filaments", "filaments-fast", "mitochondria"],
-                      help="simulate the held-out evaluation set (default: filaments)")
-    v.add_argument("--n", type=int, default=4, help="movies in the preset set (default 4)")
-    v.add_argument("--window", type=int)
-    v.add_argument("--stride", type=int, default=1)
-    v.add_argument("--device", default="auto")
-    v.add_argument("--batch", type=int, help="windows per network call (default: automatic)")
-    v.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    v.add_argument("--tta", type=int, default=1, choices=[1, 4, 8],
-                   help="test-time augmentation (see reconstruct --tta)")
-    v.add_argument("--json", help="also write all scores to this JSON file")
-    v.add_argument("--vary", action="append", metavar="NAME=V1,V2,...",
-                   help="robustness table: re-simulate the preset set with one setting changed at a "
-                        "time (density, jitter_nm, false_fraction, drift_nm, ..., or camera_pixel: "
-                        "the table in camera pixels of that size); repeatable")
-    v.add_argument("--pictures", metavar="DIR", help="write the first movie's panel PNG and GIF here")
-    v.set_defaults(func=_cmd_evaluate)
-
-    d = sub.add_parser("demo", help="simulate, reconstruct and show (the README's main job)")
-    d.add_argument("-o", "--output", default="demo_out", help="output folder (default demo_out)")
-    d.add_argument("--model", default="filaments")
-    d.add_argument("--device", default="auto")
-    d.add_argument("--stride", type=int, default=1)
-    d.set_defaults(func=_cmd_demo)
-
-    f = sub.add_parser("fiji", help="start Fiji or ImageJ with dblink running in-process",
-                       description="Start Fiji (PyImageJ) or plain ImageJ 1.x (JPype) with the DBlink "
-                       "plugin and this Python registered as its runtime; show the UI or run a macro.")
-    where = f.add_mutually_exclusive_group()
-    where.add_argument("--fiji", metavar="DIR", help="a Fiji.app folder (started through PyImageJ)")
-    where.add_argument("--ij-jar", metavar="PATH", help="an ImageJ 1.x jar (default: /usr/share/java/ij.jar)")
-    f.add_argument("--headless", action="store_true", help="no window (needs --macro)")
-    f.add_argument("--macro", metavar="FILE", help="run this ImageJ macro, then exit")
-    f.add_argument("--args", metavar="STR", help="argument string for the macro (getArgument())")
-    f.set_defaults(func=_cmd_fiji)
-
-    b = sub.add_parser("bench", help="speed: the original DBlink loop vs the engine's modes",
-                       description="Time the reference loop (the original algorithm) and the engine "
-                       "on the same synthetic data and random weights; print s per output frame, "
-                       "speed-ups, peak memory and exact mode's difference to the reference.")
-    b.add_argument("--arch", default="paper", choices=["paper", "compact"])
-    b.add_argument("--size", type=int, default=128, help="field in pixels (default 128)")
-    b.add_argument("--steps", type=int, default=60, help="time points (default 60)")
-    b.add_argument("--window", type=int, default=25)
-    b.add_argument("--stride", default="1,4,8", help="engine strides to time (default 1,4,8)")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--batch", type=int, help="windows per network call (default: 4 on CPUs, "
-                                             "from the free memory on a GPU)")
-    b.add_argument("--precision", default="fp32",
-                   help="engine precisions to time, comma-separated: fp32, bf16, fp16 (default fp32)")
-    b.add_argument("--hidden", type=int, help="hidden channels of the architecture (default: its own)")
-    b.add_argument("--ref-frames", type=int, default=2, help="output frames the reference computes")
-    b.add_argument("--confidence", action="store_true", help="include the confidence estimates")
-    b.add_argument("--json", help="also write the rows to this JSON file")
-    b.set_defaults(func=_cmd_bench)
-
-    pv = sub.add_parser("preview", help="time-colour-coded projection (PNG) and GIF of a hyperstack")
-    pv.add_argument("hyperstack", help="a TIFF written by dblink reconstruct")
-    pv.add_argument("-o", "--output", help="output prefix (default: next to the TIFF)")
-    pv.set_defaults(func=_cmd_preview)
-
-    rs = sub.add_parser("resolution", help="FRC resolution of localizations, or decorrelation "
-                        "resolution of a reconstructed frame",
-                        description="FRC (Fourier ring correlation, threshold 1/7) between two halves "
-                        "of a localization table split into alternating blocks of raw frames, or "
-                        "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
-                        "Prints the resolution in nm and writes a PNG plot.")
-    rs.add_argument("table", nargs="?", help="ThunderSTORM CSV (for FRC)")
-    rs.add_argument("--image", metavar="TIF", help="a hyperstack written by dblink reconstruct (decorrelation)")
-    rs.add_argument("--frame", type=int, metavar="K", help="time point of --image, 1-based (default: the middle)")
-    rs.add_argument("--channel", type=int, default=1, metavar="C", help="channel of --image (default 1)")
-    rs.add_argument("--pixel-size", type=float, metavar="NM",
-                    help="FRC render pixel (default 10 nm); for --image: overrides the calibration")
-    rs.add_argument("--roi", metavar="X0,Y0,W,H", help="region in nm (default: the data's bounding box)")
-    rs.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm (for px tables)")
-    rs.add_argument("--frames", metavar="FIRST-LAST", help="raw frames summed (1-based, inclusive; default all)")
-    rs.add_argument("--block-frames", type=int, metavar="N",
-                    help="raw frames per block of the split (default: the range cut into 20 blocks)")
-    rs.add_argument("-o", "--output", metavar="PREFIX",
-                    help="plot prefix: PREFIX_frc.png / PREFIX_decorrelation.png (default: next to the input)")
-    rs.set_defaults(func=_cmd_resolution)
-
-    m = sub.add_parser("models", help="list the bundled models")
-    m.set_defaults(func=_cmd_models)
+    for name, (add_args, func, kw) in COMMANDS.items():
+        sp = sub.add_parser(name, **kw)
+        add_args(sp)
+        sp.set_defaults(func=func)
     return p
+
+
+#: a value that looks like a negative number (or a list of them, e.g. a ROI): argparse would
+#: take it for an option
+_NEGATIVE_VALUE = re.compile(r"^-[0-9.][0-9.,eE+-]*$")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--roi -500,-500,2000,2000`` → ``--roi=-500,-500,2000,2000`` (argparse reads values that
+    start with ``-`` as options)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if (tok.startswith("--") and "=" not in tok and i + 1 < len(argv)
+                and _NEGATIVE_VALUE.match(argv[i + 1])):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _one_line(msg: str) -> str:
+    """A message on one line (a newline in a file name must not split it)."""
+    return msg.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread (e.g. called from a Java or worker thread)
-        pass
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread (e.g. called from a Java or worker thread)
+            pass
     try:
         return args.func(args)
     except DBlinkError as exc:
-        print(f"dblink: error: {exc}", file=sys.stderr)
+        print(f"dblink: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dblink: interrupted", file=sys.stderr)
         return 130
-    except Terminated:
-        print("dblink: terminated", file=sys.stderr)
-        return 143
+    except Terminated as exc:
+        print(f"dblink: terminated ({exc.name})", file=sys.stderr)
+        return 128 + exc.signum
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,10 @@
-"""Windowed inference: the paper's sliding-window reconstruction, without its waste.
+"""The runner of windowed inference: device, batching, precision, TTA, out-of-memory handling.
 
-For every output step t the network sees the window of steps [t − W, t + W] (clipped at the movie
-ends) and its output at t is kept. The original code decoded every step of each window and kept the
-centre; here the head decodes only the kept steps, windows of equal shape run as one batch, and with
-``stride`` K one window keeps its K central steps (K = 1 is the paper's exact mode).
-
-Confidence: every window also decodes the steps δ = max(K, ⌈W/2⌉) before and after its kept ones.
-Each step t thus gets up to two more estimates from windows shifted by ±δ steps (which see a
-different stretch of the movie around t). The confidence is ``1 − RMS(estimate − kept output)``,
-clipped to [0, 1]: 1 where the reconstruction does not depend on the window's placement, low where
-it does (motion ambiguity, few localizations, hallucination risk). It costs extra head evaluations;
-``confidence=False`` skips it.
+:func:`stream_infer` runs a DBlink network over the windows that :mod:`.windows` plans, in time
+chunks (memory independent of the movie's length) and in tiles (:mod:`.tiling`); :func:`infer` is
+the same on an in-memory video. The head decodes only the kept steps (and the confidence's
+alternates), windows of equal shape run as one batch. The original algorithm, one full window per
+output step, is :func:`dblink.bench.reference_loop`.
 
 Precision: ``fp32`` (default) computes what the reference computes; ``bf16`` / ``fp16`` run the
 network under ``torch.autocast`` (convolutions in 16 bits, outputs returned as float32) — about 2×
@@ -28,55 +22,25 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import islice
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from . import options
 from .errors import DBlinkError
+from .memory import default_chunk
 from .progress import Progress, ProgressSpec
 from .tiling import DEFAULT_HALO, plan_tiles
-
-
-@dataclass(frozen=True)
-class Window:
-    """One network run: input steps [start, stop), decoded steps ``keep`` (+ ``alt``), absolute."""
-
-    start: int
-    stop: int
-    keep: tuple[int, ...]
-    alt: tuple[int, ...] = ()
-
-    @property
-    def signature(self) -> tuple:
-        """Windows with the same signature can run in one batch."""
-        return (self.stop - self.start, tuple(k - self.start for k in self.keep),
-                tuple(a - self.start for a in self.alt))
-
-
-def plan_windows(n_steps: int, window: int, stride: int = 1, confidence: bool = False) -> list[Window]:
-    """Windows covering ``n_steps`` steps with half-width ``window`` and ``stride`` kept steps each."""
-    if window < 0:
-        raise DBlinkError(f"--window must be >= 0 steps, got {window}")
-    if stride < 1:
-        raise DBlinkError(f"--stride must be >= 1, got {stride}")
-    delta = min(window, max(stride, math.ceil(window / 2)))
-    out = []
-    for b in range(0, n_steps, stride):
-        keep = tuple(range(b, min(b + stride, n_steps)))
-        start, stop = max(0, keep[0] - window), min(n_steps, keep[-1] + window + 1)
-        alt: tuple[int, ...] = ()
-        if confidence and delta > 0:
-            cand = sorted({p + s for p in keep for s in (-delta, delta)})
-            alt = tuple(a for a in cand if start <= a < stop and a not in keep)
-        out.append(Window(start, stop, keep, alt))
-    return out
+from .windows import confidence as confidence_of
+from .windows import confidence_shift, iter_batches, iter_windows
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+assert tuple(PRECISIONS) == options.PRECISIONS
 CPU_BATCH = 4  # windows per call on CPUs (larger batches gain nothing on 2-16 cores)
-TTA_CHOICES = (1, 4, 8)  # test-time augmentation: copies of each window averaged
+TTA_CHOICES = options.TTA_CHOICES  # test-time augmentation: copies of each window averaged
 
 
 def check_tta(tta: int) -> None:
@@ -169,7 +133,14 @@ class _Runner:
         try:
             with torch.inference_mode(), autocast(self.dev, self.precision):
                 x = x.to(self.dev, non_blocking=True)
-                return augmented(self.module, x, pos, self.tta).cpu().numpy()
+                y = augmented(self.module, x, pos, self.tta)
+            want = (x.shape[0], pos.shape[0], x.shape[2], x.shape[3])
+            if tuple(y.shape) != want:  # never broadcast a wrong answer into the output
+                raise DBlinkError(f"the model returned an output of shape {tuple(y.shape)} for "
+                                  f"{x.shape[0]} window(s) of {x.shape[1]} steps of {x.shape[3]} "
+                                  f"x {x.shape[2]} px with {pos.shape[0]} decoded step(s), "
+                                  f"expected {want}: not a dblink network")
+            return y.cpu().numpy()
         except RuntimeError as exc:
             if not (self.split_on_oom and _is_oom(exc)):
                 raise
@@ -221,41 +192,6 @@ def _normalize_frames(y: torch.Tensor) -> torch.Tensor:
 StepSource = Callable[[int, int], np.ndarray]
 
 
-def confidence_shift(window: int, stride: int) -> int:
-    """δ: the confidence's alternate estimates of step t come from windows keeping t ± δ."""
-    return min(window, max(stride, math.ceil(window / 2)))
-
-
-def plan_batches(windows: list[Window], batch: int) -> list[list[Window]]:
-    """Consecutive windows of one signature, at most ``batch`` per network call. Planned once for
-    the whole movie, so that time chunks (whole batches) compute exactly what one pass would."""
-    out = []
-    for _, group in groupby(windows, key=lambda w: w.signature):
-        group = list(group)
-        out += [group[i:i + max(1, batch)] for i in range(0, len(group), max(1, batch))]
-    return out
-
-
-def stream_bytes(H: int, W: int, window: int, stride: int, chunk: int, confidence: bool) -> int:
-    """Rough peak bytes of :func:`stream_infer`'s arrays for time chunks of ``chunk`` steps: the
-    chunk's input (+ 2·window steps of context), its estimates, and outputs waiting δ steps for
-    their confidence (each with up to two alternates) — independent of the movie's length."""
-    chunk = -(-max(chunk, 1) // stride) * stride
-    per_out = 3 if confidence else 1
-    pending = chunk + confidence_shift(window, stride) + stride
-    return 4 * H * W * (chunk + 2 * window + chunk * per_out + pending * per_out)
-
-
-def default_chunk(H: int, W: int, window: int, stride: int = 1, confidence: bool = True,
-                  budget: int = 1024 * 2**20) -> int:
-    """Output steps per time chunk so that :func:`stream_bytes` stays within ``budget`` (at
-    least ``stride`` steps, at most 1024)."""
-    chunk = 1024
-    while chunk > stride and stream_bytes(H, W, window, stride, chunk, confidence) > budget:
-        chunk //= 2
-    return max(stride, chunk)
-
-
 def _normalize_np(y: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """As :func:`_normalize_frames`, with the frame's min and max given (float32)."""
     lo32, hi32 = np.float32(lo), np.float32(hi)
@@ -291,21 +227,21 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     check_precision(precision)
     check_tta(tta)
     module = module.to(dev).eval()
-    windows = plan_windows(T, window, stride, confidence)
     tiles = plan_tiles(H, W, tile, halo, align)
-    if batch is None:
-        w0 = windows[len(windows) // 2]
+    n_windows = -(-T // stride)
+    if batch is None:  # from the middle window, the largest (found by a generator walk)
+        w0 = next(islice(iter_windows(T, window, stride, confidence), n_windows // 2, None))
         t0_ = tiles[0]
         batch = auto_batch(module, dev, w0.stop - w0.start, t0_.Y1 - t0_.Y0, t0_.X1 - t0_.X0,
                            len(w0.keep) + len(w0.alt), precision)
     if batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
-    batches = plan_batches(windows, batch)
+    batches = iter_batches(iter_windows(T, window, stride, confidence), batch)
     delta = confidence_shift(window, stride)
     chunk = default_chunk(H, W, window, stride, confidence) if chunk is None else max(1, int(chunk))
     t0 = time.perf_counter()
     if stats is not None:
-        stats.update(device=str(dev), batch=batch, n_windows=len(windows), n_tiles=len(tiles),
+        stats.update(device=str(dev), batch=batch, n_windows=n_windows, n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
     t_source = t_network = 0.0
     run = _Runner(module, dev, precision, tta)
@@ -316,14 +252,15 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     # the steps it shares with it (the ±window context) and reads only the new ones
     c0, cached = 0, torch.zeros((0, H, W))
     with Progress(T, progress, desc="reconstruct") as bar:
-        b = 0
-        while b < len(batches):
-            group = [batches[b]]
-            n_keep = sum(len(w.keep) for w in batches[b])
-            while b + len(group) < len(batches) and n_keep < chunk:
-                n_keep += sum(len(w.keep) for w in batches[b + len(group)])
-                group.append(batches[b + len(group)])
-            b += len(group)
+        pending = next(batches, None)
+        while pending is not None:
+            group = [pending]  # the batches of one time chunk: about `chunk` kept steps
+            n_keep = sum(len(w.keep) for w in pending)
+            pending = next(batches, None)
+            while pending is not None and n_keep < chunk:
+                n_keep += sum(len(w.keep) for w in pending)
+                group.append(pending)
+                pending = next(batches, None)
             a0 = min(w.start for bt in group for w in bt)
             a1 = max(w.stop for bt in group for w in bt)
             ts = time.perf_counter()
@@ -372,10 +309,10 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                     out[key[0]] = frame
                 else:
                     alts.setdefault(key[0], []).append(frame)
-            final = T if b == len(batches) else max(w.keep[-1] for w in group[-1]) + 1 - delta
+            final = T if pending is None else max(w.keep[-1] for w in group[-1]) + 1 - delta
             while next_t < final:
                 y = out.pop(next_t)
-                yield next_t, y, _confidence(y, alts.pop(next_t, [])) if confidence else None
+                yield next_t, y, confidence_of(y, alts.pop(next_t, [])) if confidence else None
                 next_t += 1
         if bar.done < T:
             bar.update(T - bar.done)
@@ -383,14 +320,6 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         stats.update(seconds=time.perf_counter() - t0, source_s=t_source, network_s=t_network)
         if run.max_batch is not None:
             stats["batch"] = run.max_batch
-
-
-def _confidence(y: np.ndarray, estimates: list[np.ndarray]) -> np.ndarray:
-    """``1 − RMS(estimate − y)`` over the alternate estimates, clipped to [0, 1]; NaN without any."""
-    if not estimates:
-        return np.full(y.shape, np.nan, dtype=np.float32)
-    msd = sum((e - y) ** 2 for e in estimates) / np.float32(len(estimates))
-    return np.clip(1 - np.sqrt(msd), 0, 1).astype(np.float32, copy=False)
 
 
 def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int = 1,
@@ -430,24 +359,3 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
     return Reconstruction(video=out, confidence=conf, seconds=stats["seconds"],
                           device=stats["device"], n_windows=stats["n_windows"],
                           batch=stats["batch"])
-
-
-def reference_loop(video: np.ndarray, module: torch.nn.Module, window: int,
-                   normalize: bool = False) -> np.ndarray:
-    """The original DBlink algorithm, kept as the reference for tests and ``dblink bench``.
-
-    For each output step t: run the whole network on the clipped window [t − W, t + W], decode every
-    step of the window, keep the one at t. Slow by design.
-    """
-    T = video.shape[0]
-    x_all = torch.from_numpy(np.asarray(video, dtype=np.float32))
-    out = np.zeros(video.shape, dtype=np.float32)
-    module = module.eval()
-    with torch.inference_mode():
-        for t in range(T):
-            start, stop = max(0, t - window), min(T, t + window + 1)
-            y = module(x_all[start:stop][None])[0]
-            if normalize:
-                y = _normalize_frames(y)
-            out[t] = y[t - start].numpy()
-    return out

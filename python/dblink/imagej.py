@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 
 from . import __version__
 from .errors import DBlinkError
+from .options import ReconstructOptions
+from .sinks import Layout, Sink, TiffSink
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "fiji-plugin"
@@ -111,79 +112,92 @@ def start_fiji(fiji_dir: str | Path, headless: bool = False):
                           f"plain ImageJ with --ij-jar instead") from None
 
 
-def options_to_kwargs(options: dict) -> dict:
-    """The plugin's option strings (macro keys) → :func:`dblink.pipeline.reconstruct_table` kwargs."""
-    num = {"pixel_size": ("pixel_size", float), "frames_per_step": ("frames_per_step", int),
-           "window": ("window", int), "stride": ("stride", int), "tta": ("tta", int),
-           "camera_pixel": ("camera_pixel", float), "exposure": ("exposure_s", float)}
-    kw: dict = {}
-    for key, (name, cast) in num.items():
-        if options.get(key):
-            try:
-                kw[name] = cast(float(options[key])) if cast is int else cast(options[key])
-            except ValueError:
-                raise DBlinkError(f"option {key}={options[key]!r} is not a number") from None
-    for key in ("model", "roi", "device", "precision"):
-        if options.get(key):
-            kw[key] = options[key]
-    kw["confidence"] = not options.get("skip_confidence")
-    return kw
+#: macro keys of the plugin that are not reconstruction options (see :mod:`dblink.options`)
+PLUGIN_KEYS = ("table", "show", "save", "python")
 
 
-def to_imageplus(data: np.ndarray, title: str, pixel_size_nm: float, frame_interval: float,
-                 time_unit: str, channel_names: list[str], origin_nm: tuple[float, float] = (0, 0),
-                 info: str = ""):
-    """A float32 (T, C, Y, X) array → an ImageJ hyperstack (CompositeImage when C > 1), calibrated
-    as the TIFF that :func:`dblink.hyperstack.write_hyperstack` writes."""
-    import jpype
+def macro_options(options: dict) -> ReconstructOptions:
+    """The plugin's option strings (macro keys, as recorded by its dialog) → the reconstruction
+    options; the plugin's own keys (:data:`PLUGIN_KEYS`) are left out, an unknown key is an error."""
+    return ReconstructOptions.from_macro({k: v for k, v in options.items() if k not in PLUGIN_KEYS})
 
-    JFloat, JArray = jpype.JFloat, jpype.JArray
-    ImageStack = jpype.JClass("ij.ImageStack")
-    FloatProcessor = jpype.JClass("ij.process.FloatProcessor")
-    ImagePlus = jpype.JClass("ij.ImagePlus")
-    CompositeImage = jpype.JClass("ij.CompositeImage")
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    T, C, H, W = data.shape
-    stack = ImageStack(W, H)
-    for t in range(T):
-        for c in range(C):
-            plane = JArray(JFloat)(data[t, c].ravel())
-            stack.addSlice(f"{channel_names[c]} t={t + 1}", FloatProcessor(W, H, plane))
-    imp = ImagePlus(title, stack)
-    imp.setDimensions(C, 1, T)
-    imp.setOpenAsHyperStack(True)
-    cal = imp.getCalibration()
-    cal.pixelWidth = cal.pixelHeight = pixel_size_nm / 1000.0
-    cal.setUnit("micron")
-    cal.frameInterval = float(frame_interval)
-    cal.setTimeUnit(time_unit)
-    cal.xOrigin = -origin_nm[0] / pixel_size_nm
-    cal.yOrigin = -origin_nm[1] / pixel_size_nm
-    if info:
-        imp.setProperty("Info", info)
-    if C > 1:
-        imp = CompositeImage(imp, CompositeImage.GRAYSCALE)
-        imp.setCalibration(cal)
-    for c in range(C):
-        lo, hi = float(data[:, c].min()), float(data[:, c].max())
+
+class ImagePlusSink(Sink):
+    """Builds the calibrated ImageJ hyperstack (CompositeImage when C > 1) step by step, laid out
+    and calibrated as the TIFF that :func:`dblink.hyperstack.write_hyperstack` writes. The planes
+    live on the Java heap (``holds_steps``: counted in the memory budget)."""
+
+    holds_steps = True
+
+    def __init__(self, title: str = "DBlink") -> None:
+        self.title = title
+        self.imp = None
+
+    def begin(self, layout: Layout) -> None:
+        import jpype
+
+        self._JFloat, self._JArray = jpype.JFloat, jpype.JArray
+        self._FloatProcessor = jpype.JClass("ij.process.FloatProcessor")
+        T, H, W = layout.shape
+        self._stack = jpype.JClass("ij.ImageStack")(W, H)
+        C = len(layout.channel_names)
+        self._names = list(layout.channel_names)
+        self._lo, self._hi = [np.inf] * C, [-np.inf] * C
+
+    def put(self, t: int, frames: list[np.ndarray]) -> None:
+        names = self._names
+        for c, plane in enumerate(frames):
+            plane = np.ascontiguousarray(plane, dtype=np.float32)
+            self._lo[c] = min(self._lo[c], float(plane.min()))
+            self._hi[c] = max(self._hi[c], float(plane.max()))
+            H, W = plane.shape
+            pixels = self._JArray(self._JFloat)(plane.ravel())
+            self._stack.addSlice(f"{names[c]} t={t + 1}", self._FloatProcessor(W, H, pixels))
+
+    def end(self, layout: Layout) -> None:
+        import jpype
+
+        ImagePlus = jpype.JClass("ij.ImagePlus")
+        CompositeImage = jpype.JClass("ij.CompositeImage")
+        T, H, W = layout.shape
+        C = len(layout.channel_names)
+        imp = ImagePlus(self.title, self._stack)
+        imp.setDimensions(C, 1, T)
+        imp.setOpenAsHyperStack(True)
+        cal = imp.getCalibration()
+        cal.pixelWidth = cal.pixelHeight = layout.pixel_size_nm / 1000.0
+        cal.setUnit("micron")
+        interval, unit = layout.frame_interval
+        cal.frameInterval = float(interval)
+        cal.setTimeUnit(unit)
+        cal.xOrigin = -layout.origin_nm[0] / layout.pixel_size_nm
+        cal.yOrigin = -layout.origin_nm[1] / layout.pixel_size_nm
+        info = dict(layout.info, channels=list(layout.channel_names))
+        imp.setProperty("Info", "dblink=" + json.dumps(info, sort_keys=True))
         if C > 1:
-            imp.setC(c + 1)
-        imp.setDisplayRange(lo, hi if hi > lo else lo + 1.0)
-    if C > 1:
-        imp.setC(1)
-    return imp
+            imp = CompositeImage(imp, CompositeImage.GRAYSCALE)
+            imp.setCalibration(cal)
+        for c in range(C):
+            lo, hi = self._lo[c], self._hi[c]
+            if C > 1:
+                imp.setC(c + 1)
+            imp.setDisplayRange(lo, hi if hi > lo else lo + 1.0)
+        if C > 1:
+            imp.setC(1)
+        self.imp = imp
 
 
-def result_to_imageplus(result, title: str = "DBlink"):
-    """A :class:`dblink.pipeline.Result` → ImagePlus (same layout and calibration as its TIFF)."""
-    arrs, names = result.channels
-    g = result.rendered.grid
-    S = result.rendered.frames_per_step
-    exposure = result.params.get("exposure_s")
-    info = "dblink=" + json.dumps(dict(result.params, channels=names), sort_keys=True)
-    return to_imageplus(np.stack(arrs, axis=1), title, g.pixel_size,
-                        S * exposure if exposure else float(S), "sec" if exposure else "frame",
-                        names, (g.x0, g.y0), info)
+def to_imageplus(data: np.ndarray, title: str, pixel_size_nm: float, frames_per_step: int,
+                 exposure_s: float | None, channel_names: list[str],
+                 origin_nm: tuple[float, float] = (0, 0), info: dict | None = None):
+    """A float32 (T, C, Y, X) array → an ImageJ hyperstack (see :class:`ImagePlusSink`)."""
+    data = np.asarray(data, dtype=np.float32)
+    T, C, H, W = data.shape
+    sink = ImagePlusSink(title)
+    sink.consume((list(data[t]) for t in range(T)),
+                 Layout((T, H, W), list(channel_names), pixel_size_nm, frames_per_step, exposure_s,
+                        origin_nm, dict(info or {})))
+    return sink.imp
 
 
 def register_runtime():
@@ -211,9 +225,11 @@ def register_runtime():
                     f"{type(exc).__name__}: {exc}") from None
 
         def _reconstruct(self, options_json):
-            from .pipeline import reconstruct_table
+            from .pipeline import reconstruct
 
-            opts = json.loads(str(options_json))
+            opts = {k: str(v) for k, v in json.loads(str(options_json)).items()}
+            if not opts.get("table"):
+                raise DBlinkError("no table given (macro key table=...)")
 
             def progress(done: int, total: int) -> None:
                 IJ.showProgress(done / max(total, 1))
@@ -221,12 +237,11 @@ def register_runtime():
                 if IJ.escapePressed():
                     raise DBlinkError("cancelled by the user (Esc)")
 
-            res = reconstruct_table(opts["table"], progress=progress,
-                                    warn=lambda m: IJ.log(f"DBlink warning: {m}"),
-                                    **options_to_kwargs(opts))
-            if opts.get("save"):
-                res.write(opts["save"], overwrite=True)
-            return result_to_imageplus(res, title=Path(opts["table"]).name)
+            sink = ImagePlusSink(title=Path(opts["table"]).name)
+            target = TiffSink(opts["save"], overwrite=True, also=sink) if opts.get("save") else sink
+            reconstruct(opts["table"], target, macro_options(opts), progress=progress,
+                        warn=lambda m: IJ.log(f"DBlink warning: {m}"))
+            return sink.imp
 
     runtime = PythonRuntime()
     jpype.JClass("dblink.DBlink_Reconstruct").setRuntime(runtime)
@@ -279,7 +294,9 @@ def fiji_main(fiji: str | None, ij_jar: str | None, headless: bool, macro: str |
         return 0
     jar = ij_jar or (str(DEBIAN_IJ_JAR) if DEBIAN_IJ_JAR.is_file() else None)
     if jar is None:
-        raise DBlinkError("give --fiji DIR (a Fiji.app folder) or --ij-jar PATH (an ImageJ 1.x jar)")
+        raise DBlinkError(f"no ImageJ found: the default {DEBIAN_IJ_JAR} (Debian's libij-java) is "
+                          f"not installed; give --fiji DIR (a Fiji.app folder) or --ij-jar PATH "
+                          f"(an ImageJ 1.x jar)")
     t0 = time.perf_counter()
     start_imagej1(jar, headless)
     register_runtime()

@@ -1,11 +1,19 @@
-"""The whole job as one call: table → render → windowed inference → hyperstack.
+"""The main job, one path for every entry point: table → render → windowed inference → sink.
 
-The CLI (``dblink reconstruct``), the demo and the Fiji bridge all call :func:`reconstruct_table`,
-so every entry point gives the same result for the same options.
+:func:`reconstruct` is the reconstruction core. The command line writes a TIFF
+(:class:`~.sinks.TiffSink`), the demo, ``evaluate`` and the Python API keep arrays
+(:func:`reconstruct_table`, an :class:`~.sinks.ArraySink`), the Fiji bridge builds an ImagePlus
+(:class:`dblink.imagej.ImagePlusSink`) — all through the same steps, options
+(:class:`~.options.ReconstructOptions`) and memory model (:func:`~.memory.job_bytes`):
+
+1. read the table, load the model, decide the grid, the steps and the tiles (:func:`prepare`);
+2. refuse, before anything big is allocated, a job that does not fit ``--max-memory`` or the
+   output's disk, or whose movie has an absurd number of steps;
+3. render steps on demand (:class:`~.render.StepRenderer`), run the windows in time chunks
+   (:func:`~.engine.stream_infer`) and hand each finished output step to the sink.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,27 +25,21 @@ import numpy as np
 from . import __version__
 from .errors import DBlinkError
 from .hyperstack import write_hyperstack
-from .tables import Localizations, read_localizations
+from .memory import (MAX_STEPS, auto_tile, default_chunk, default_max_memory, format_bytes,
+                     job_bytes, network_bytes_per_px)
+from .options import ReconstructOptions
 from .progress import ProgressSpec
-from .render import (Grid, RenderResult, StepRenderer, default_max_memory, format_bytes,
-                     n_steps_for, render, video_bytes)
-from .tiling import DEFAULT_HALO, auto_tile, network_bytes_per_px, receptive_radius, tile_align
+from .render import Grid, RenderResult, StepRenderer, n_steps_for, render
+from .sinks import ArraySink, Layout, Sink, TiffSink
+from .tables import Localizations, read_localizations
+from .tiling import DEFAULT_HALO, receptive_radius, tile_align
 
 if TYPE_CHECKING:  # torch is imported only when a model is needed, so table errors come fast
     from .engine import Reconstruction
     from .export import LoadedModel
 
-#: whole-video arrays alive at the peak of a run, in units of the float32 render video: the video,
-#: the reconstruction, the written hyperstack (C channels) and, with confidence, its two running
-#: sums, the result and about two temporaries of the confidence formula.
-COPIES_PLAIN = 3
-COPIES_CONFIDENCE = 10
-
-
-def estimate_memory(n_steps: int, grid: Grid, confidence: bool = True) -> int:
-    """Rough peak bytes of a reconstruction on ``grid`` over ``n_steps`` steps (whole-video arrays
-    only; the network's own working memory is per window and much smaller)."""
-    return video_bytes(n_steps, grid) * (COPIES_CONFIDENCE if confidence else COPIES_PLAIN)
+#: budget of one time chunk of the engine's arrays (less under a small --max-memory)
+CHUNK_BUDGET = 1024 * 2**20
 
 
 def _stderr_warning(msg: str) -> None:
@@ -45,69 +47,12 @@ def _stderr_warning(msg: str) -> None:
 
 
 @dataclass
-class Result:
-    """A finished reconstruction and everything needed to write or show it."""
-
-    reconstruction: Reconstruction
-    rendered: RenderResult
-    model: LoadedModel
-    params: dict
-    warnings: list = field(default_factory=list)
-
-    @property
-    def channels(self) -> tuple[list[np.ndarray], list[str]]:
-        """(arrays (T, H, W), names): reconstruction [+ confidence]."""
-        arrs, names = [self.reconstruction.video], ["dblink"]
-        if self.reconstruction.confidence is not None:
-            arrs.append(np.nan_to_num(self.reconstruction.confidence, nan=0.0))
-            names.append("confidence")
-        return arrs, names
-
-    def hyperstack(self) -> np.ndarray:
-        """The output as one float32 array (T, C, Y, X), as written to the TIFF."""
-        return np.stack(self.channels[0], axis=1).astype(np.float32)
-
-    def write(self, path: str | Path, overwrite: bool = True, atomic: bool = True) -> None:
-        """Write the calibrated ImageJ hyperstack (atomically unless ``atomic=False``, for a
-        caller that already writes to a temporary name, see :func:`dblink.files.atomic_output`)."""
-        arrs, names = self.channels
-        g = self.rendered.grid
-        write_hyperstack(path, arrs, names, g.pixel_size, self.rendered.frames_per_step,
-                         exposure_s=self.params.get("exposure_s"), origin_nm=(g.x0, g.y0),
-                         info=self.params, overwrite=overwrite, atomic=atomic)
-
-
-@dataclass
-class Written:
-    """A reconstruction streamed to a file (:func:`reconstruct_to_file`)."""
-
-    path: Path
-    shape: tuple[int, int, int]  # (T, H, W)
-    seconds: float
-    device: str
-    model: LoadedModel
-    params: dict
-    warnings: list = field(default_factory=list)
-    #: wall seconds per stage: read (table), model (importing PyTorch, loading the model, moving it
-    #: to the device: a fixed cost per run), render (steps), network,
-    #: write (TIFF pages), other (windows, confidence, tiles), total
-    timings: dict = field(default_factory=dict)
-
-
-def format_timings(t: dict) -> str:
-    """One line: seconds and share of the total per stage of :attr:`Written.timings`."""
-    total = max(t.get("total", 0.0), 1e-9)
-    parts = [f"{k} {t[k]:.2f} s ({100 * t[k] / total:.0f} %)"
-             for k in ("read", "model", "render", "network", "write", "other") if k in t]
-    return "timings: " + ", ".join(parts) + f"; total {t.get('total', 0.0):.2f} s"
-
-
-@dataclass
-class _Job:
+class Job:
     """Everything decided before inference: model, geometry, time, options, warnings."""
 
     locs: Localizations
     model: LoadedModel
+    options: ReconstructOptions
     grid: Grid
     frames_per_step: int
     window: int
@@ -119,16 +64,23 @@ class _Job:
     params: dict
     note: Callable[[str], None]
     warnings: list
-    precision: str = "fp32"
-    tta: int = 1
     read_s: float = 0.0
     load_s: float = 0.0
 
-    def infer_kw(self, stride: int, device: str, batch: int | None, confidence: bool) -> dict:
-        return dict(window=self.window, stride=stride, device=device, batch=batch,
-                    confidence=confidence, normalize=self.model.normalize, tile=self.tile,
-                    halo=self.halo, align=self.align, precision=self.precision,
-                    tta=self.tta)
+    @property
+    def channel_names(self) -> list[str]:
+        return ["dblink", "confidence"] if self.options.confidence else ["dblink"]
+
+    def layout(self) -> Layout:
+        g = self.grid
+        return Layout((self.n_steps, *g.shape), self.channel_names, g.pixel_size,
+                      self.frames_per_step, self.options.exposure, (g.x0, g.y0), self.params)
+
+    def infer_kw(self) -> dict:
+        o = self.options
+        return dict(window=self.window, stride=o.stride, device=o.device, batch=o.batch,
+                    confidence=o.confidence, normalize=self.model.normalize, tile=self.tile,
+                    halo=self.halo, align=self.align, precision=o.precision, tta=o.tta)
 
     def check_counts(self, n_inside: int, n_outside_roi: int) -> None:
         """Refuse an empty ROI; warn about dropped localizations, settings and density."""
@@ -155,200 +107,177 @@ class _Job:
         self.params.update(localizations_used=n_inside, localizations_outside_roi=n_outside_roi)
 
 
-def _prepare(table: str | Path | Localizations, model: str | Path | LoadedModel,
-             pixel_size: float | None, frames_per_step: int | None, roi: str | tuple | None,
-             camera_pixel: float | None, window: int | None, stride: int, batch: int | None,
-             confidence: bool, first_frame: int, exposure_s: float | None,
-             warn: Callable[[str], None], max_memory: int | None, tile: int | None,
-             precision: str = "fp32", tta: int = 1) -> _Job:
+def _frames_until(locs: Localizations, last_frame: int) -> Localizations:
+    """The localizations of raw frames up to ``last_frame`` (the table itself when all are)."""
+    if locs.frame_range[1] <= last_frame:
+        return locs
+    sel = locs.frame <= last_frame
+    if not sel.any():
+        raise DBlinkError(f"{locs.source}: no localizations up to --last-frame {last_frame} "
+                          f"(the table starts at frame {locs.frame_range[0]})")
+    unc = locs.uncertainty[sel] if locs.uncertainty is not None else None
+    return Localizations(frame=locs.frame[sel], x=locs.x[sel], y=locs.y[sel], uncertainty=unc,
+                         source=locs.source, units=locs.units)
+
+
+def prepare(table: str | Path | Localizations, options: ReconstructOptions,
+            warn: Callable[[str], None] = _stderr_warning,
+            model: LoadedModel | None = None) -> Job:
+    """Read the table and the model and decide the job's geometry, time and tiles (no video is
+    allocated). ``model``: an already loaded model (else ``options.model`` is loaded)."""
+    o = options
     warnings: list[str] = []
-    t_read = time.perf_counter()
 
     def note(msg: str) -> None:
         warnings.append(msg)
         warn(msg)
 
-    locs = table if isinstance(table, Localizations) else read_localizations(table, camera_pixel,
+    t_read = time.perf_counter()
+    locs = table if isinstance(table, Localizations) else read_localizations(table, o.camera_pixel,
                                                                              warn=note)
+    if o.last_frame is not None:
+        if o.last_frame < o.first_frame:
+            raise DBlinkError(f"--last-frame {o.last_frame} is before --first-frame {o.first_frame}")
+        locs = _frames_until(locs, o.last_frame)
     t_read = time.perf_counter() - t_read
-    t_load = time.perf_counter()  # PyTorch's import and the model
-    from .engine import CPU_BATCH, check_precision, check_tta
-    from .export import LoadedModel, load_model  # torch: after the table is known to be readable
+    t_load = time.perf_counter()  # PyTorch's import and the model: after the table is readable
+    from .engine import CPU_BATCH
+    from .export import load_model
 
-    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    lm = model if model is not None else load_model(o.model)
     t_load = time.perf_counter() - t_load
-    px = float(pixel_size) if pixel_size is not None else lm.pixel_size
-    S = frames_per_step if frames_per_step is not None else lm.frames_per_step
-    W = int(window) if window is not None else lm.window
-    if isinstance(S, float) and S.is_integer():
-        S = int(S)
-    if W < 0:
-        raise DBlinkError(f"--window must be >= 0 steps, got {W}")
-    if stride < 1:
-        raise DBlinkError(f"--stride must be >= 1, got {stride}")
-    if batch is not None and batch < 1:
-        raise DBlinkError(f"--batch must be >= 1, got {batch}")
-    check_precision(precision)
-    check_tta(tta)
-    if tile is not None and tile < 0:
-        raise DBlinkError(f"--tile must be >= 0 px (0: no tiling), got {tile}")
-    limit = default_max_memory() if max_memory is None else int(max_memory)
-    if roi is None:
-        grid = Grid.around(locs, px)
-    elif isinstance(roi, str):
-        grid = Grid.parse_roi(roi, px)
-    else:
-        grid = Grid(*map(float, roi), px)
-    T = n_steps_for(locs, S, first_frame)
+    px = o.pixel_size if o.pixel_size is not None else float(lm.pixel_size)
+    S = o.frames_per_step if o.frames_per_step is not None else int(lm.frames_per_step)
+    W = o.window if o.window is not None else int(lm.window)
+    limit = default_max_memory() if o.max_memory is None else o.max_memory
+    grid = Grid.around(locs, px) if o.roi is None else Grid(*o.roi, px)
+    T = n_steps_for(locs, S, o.first_frame)
+    if T == 0:
+        raise DBlinkError(f"{locs.source}: no localizations from --first-frame {o.first_frame} on "
+                          f"(the table ends at frame {locs.frame_range[1]})")
+    if T > MAX_STEPS:
+        first, last = o.first_frame, locs.frame_range[1]
+        raise DBlinkError(f"{locs.source}: raw frames {first}–{last} make {T:,} steps of {S} "
+                          f"frames, more than dblink handles ({MAX_STEPS:,}); check the table's "
+                          f"frame column, or choose the frames with --first-frame/--last-frame "
+                          f"(or more --frames-per-step)")
     arch, hp = lm.meta.get("arch"), lm.meta.get("hparams", {})
     halo = DEFAULT_HALO
     if arch in ("paper", "compact"):
         halo = min(DEFAULT_HALO, receptive_radius(arch, hp, min(T, 2 * W + 1)))
     H, Wd = grid.shape
+    tile = o.tile
     if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
-        decoded = stride * (3 if confidence else 1)
-        tile = auto_tile(H, Wd, network_bytes_per_px(arch, hp, W, batch or CPU_BATCH, decoded, stride),
-                         limit // 4, halo)
+        decoded = o.stride * (3 if o.confidence else 1)
+        per_px = network_bytes_per_px(arch, hp, W, o.batch or CPU_BATCH, decoded, o.stride)
+        tile = auto_tile(H, Wd, per_px, limit // 4, halo)
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
         "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
-        "pixel_size_nm": px, "frames_per_step": S, "first_frame": first_frame, "window": W,
-        "stride": stride, "roi_nm": [grid.x0, grid.y0, grid.width, grid.height],
-        "steps": T, "exposure_s": exposure_s,
+        "pixel_size_nm": px, "frames_per_step": S, "first_frame": o.first_frame, "window": W,
+        "stride": o.stride, "roi_nm": [grid.x0, grid.y0, grid.width, grid.height],
+        "steps": T, "exposure_s": o.exposure,
     }
-    if precision != "fp32":
-        params["precision"] = precision
-    if tta != 1:
-        params["tta"] = tta
+    if o.last_frame is not None:
+        params["last_frame"] = o.last_frame
+    if o.precision != "fp32":
+        params["precision"] = o.precision
+    if o.tta != 1:
+        params["tta"] = o.tta
     if tile:
         params.update(tile_px=tile, halo_px=halo)
-    return _Job(locs, lm, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
-                note, warnings, precision, tta, t_read, t_load)
+    return Job(locs, lm, o, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
+               note, warnings, t_read, t_load)
 
 
-def reconstruct_table(table: str | Path | Localizations, model: str | Path | LoadedModel = "filaments",
-                      pixel_size: float | None = None, frames_per_step: int | None = None,
-                      roi: str | tuple | None = None, camera_pixel: float | None = None,
-                      window: int | None = None, stride: int = 1, device: str = "auto",
-                      batch: int | None = None, confidence: bool = True, first_frame: int = 1,
-                      exposure_s: float | None = None, progress: ProgressSpec = "bar",
-                      warn: Callable[[str], None] = _stderr_warning,
-                      max_memory: int | None = None, tile: int | None = None,
-                      precision: str = "fp32", tta: int = 1) -> Result:
-    """Reconstruct a super-resolved video from a localization table, in memory.
+@dataclass
+class Run:
+    """A finished reconstruction: what was made, how, and where the time went."""
+
+    shape: tuple[int, int, int]  # (T, H, W)
+    seconds: float  # inference
+    device: str
+    model: LoadedModel
+    params: dict
+    warnings: list = field(default_factory=list)
+    #: wall seconds per stage: read (table), model (importing PyTorch, loading the model, moving it
+    #: to the device), render (steps), network, write (the sink), other (windows, confidence,
+    #: tiles), total
+    timings: dict = field(default_factory=dict)
+    n_windows: int = 0
+    batch: int = 0
+    #: the job as prepared (table, model, grid, options)
+    job: Job | None = field(default=None, repr=False)
+
+
+def format_timings(t: dict) -> str:
+    """One line: seconds and share of the total per stage of :attr:`Run.timings`."""
+    total = max(t.get("total", 0.0), 1e-9)
+    parts = [f"{k} {t[k]:.2f} s ({100 * t[k] / total:.0f} %)"
+             for k in ("read", "model", "render", "network", "write", "other") if k in t]
+    return "timings: " + ", ".join(parts) + f"; total {t.get('total', 0.0):.2f} s"
+
+
+def reconstruct(table: str | Path | Localizations, sink: Sink,
+                options: ReconstructOptions | None = None, *, progress: ProgressSpec = "bar",
+                warn: Callable[[str], None] = _stderr_warning, chunk: int | None = None,
+                loaded_model: LoadedModel | None = None, **kw) -> Run:
+    """Reconstruct a super-resolved video from a localization table into ``sink``.
 
     Args:
-        table: a ThunderSTORM CSV path, or a :class:`Localizations`.
-        model: a bundled model name (``filaments``) or a model file path, or a loaded model.
-        pixel_size: render pixel size in nm (default: the model's training value).
-        frames_per_step: raw frames summed per output time point (default: the model's).
-        roi: ``"X0,Y0,W,H"`` or a tuple, nm (default: the data's bounding box).
-        camera_pixel: nm per camera pixel, needed for tables in px.
-        window: half-width in steps (default: the model's); stride: kept steps per window.
-        batch: windows per network call (default: 4 on CPUs, from the free memory on CUDA).
-        precision: ``fp32`` (default), ``bf16`` or ``fp16`` (autocast, see :mod:`.engine`).
-        tta: test-time augmentation: 1 (off), 4 or 8 mirrored/transposed copies averaged
-            (4× / 8× the network time; see :func:`.engine.augmented`).
-        exposure_s: seconds per raw frame, for the time calibration (optional).
-        warn: called with each one-line warning (default: printed as ``dblink: warning: ...``).
-        max_memory: bytes the whole-video arrays may take (default: half the available memory);
-            a larger job is refused before anything is allocated.
-        tile: tile size in render px for big fields (0: none; default: only when the network's
-            working memory for the whole field would exceed a quarter of ``max_memory``).
+        table: a ThunderSTORM CSV path, or a :class:`~.tables.Localizations`.
+        sink: where the output steps go (:class:`~.sinks.TiffSink`, :class:`~.sinks.ArraySink`, ...).
+        options: a :class:`~.options.ReconstructOptions`; keyword arguments (its field names,
+            e.g. ``stride=8``) replace single options. An unknown keyword is an error.
+        progress: ``bar``, ``json``, ``none`` or a callable ``(done, total)``.
+        warn: called with each one-line warning (default: ``dblink: warning: ...`` on stderr).
+        chunk: output steps per time chunk (default: about 1 GiB of chunk arrays, less under
+            ``max_memory``); the output does not depend on it.
+        loaded_model: an already loaded model, used instead of loading ``options.model``.
     """
-    job = _prepare(table, model, pixel_size, frames_per_step, roi, camera_pixel, window, stride,
-                   batch, confidence, first_frame, exposure_s, warn, max_memory, tile, precision,
-                   tta)
-    from .engine import infer
-
-    locs, grid, T = job.locs, job.grid, job.n_steps
-    need = estimate_memory(T, grid, confidence)
-    if need > job.limit:
-        H, Wd = grid.shape
-        raise DBlinkError(f"{locs.source}: the reconstruction would need about {format_bytes(need)} "
-                          f"({T} steps of {Wd} x {H} pixels: {format_bytes(video_bytes(T, grid))} "
-                          f"per float32 video, {need // video_bytes(T, grid)} videos at its peak), "
-                          f"more than --max-memory {format_bytes(job.limit)}; use a smaller --roi, a "
-                          f"larger --pixel-size, more --frames-per-step"
-                          f"{', --no-confidence' if confidence else ''} or a larger --max-memory")
-    rendered = render(locs, grid, job.frames_per_step, first_frame=first_frame, n_steps=T,
-                      max_bytes=job.limit)
-    job.check_counts(rendered.n_inside, rendered.n_outside_roi)
-    rec = infer(rendered.video, job.model.module, progress=progress,
-                **job.infer_kw(stride, device, batch, confidence))
-    params = dict(job.params, device=rec.device, seconds=round(rec.seconds, 2))
-    return Result(reconstruction=rec, rendered=rendered, model=job.model, params=params,
-                  warnings=job.warnings)
-
-
-def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
-                        model: str | Path | LoadedModel = "filaments", *, stride: int = 1,
-                        device: str = "auto", batch: int | None = None, confidence: bool = True,
-                        first_frame: int = 1, progress: ProgressSpec = "bar",
-                        warn: Callable[[str], None] = _stderr_warning, atomic: bool = True,
-                        overwrite: bool = True, chunk: int | None = None, **options) -> Written:
-    """As :func:`reconstruct_table` followed by :meth:`Result.write`, byte for byte the same file,
-    but rendered, reconstructed and written in time chunks: memory does not grow with the movie's
-    length. ``options``: ``pixel_size``, ``frames_per_step``, ``roi``, ``camera_pixel``,
-    ``window``, ``exposure_s``, ``max_memory``, ``tile``, ``precision``, ``tta``; ``chunk``: output steps
-    per chunk (default: about 1 GiB of chunk arrays, or less under ``max_memory``). The result's
-    ``timings`` say where the time went."""
     t_start = time.perf_counter()
-    job = _prepare(table, model, options.get("pixel_size"), options.get("frames_per_step"),
-                   options.get("roi"), options.get("camera_pixel"), options.get("window"), stride,
-                   batch, confidence, first_frame, options.get("exposure_s"), warn,
-                   options.get("max_memory"), options.get("tile"),
-                   options.get("precision", "fp32"), options.get("tta", 1))
-    from .engine import default_chunk, stream_bytes, stream_infer
-    from .hyperstack import write_hyperstack_stream
+    opts = ReconstructOptions.make(options, **kw)
+    sink.check_target()
+    job = prepare(table, opts, warn, loaded_model)
+    from .engine import stream_infer
 
     T, (H, Wd) = job.n_steps, job.grid.shape
-    n_channels = 2 if confidence else 1
-    file_bytes = video_bytes(T, job.grid) * n_channels
-    folder = Path(output).resolve().parent
-    free = shutil.disk_usage(folder).free if folder.is_dir() else None
-    if free is not None and file_bytes > free:  # memory is flat in T, the output file is not
-        raise DBlinkError(f"{job.locs.source}: the output would need about {format_bytes(file_bytes)} "
-                          f"({T} steps of {Wd} x {H} pixels: {format_bytes(video_bytes(T, job.grid))} "
-                          f"per float32 video, {n_channels} channel(s)), more than the "
-                          f"{format_bytes(free)} free in {folder}; use a smaller --roi, a larger "
-                          f"--pixel-size or more --frames-per-step")
-    need = stream_bytes(H, Wd, job.window, stride, stride, confidence)
+    layout = job.layout()
+    if chunk is None:
+        chunk = default_chunk(H, Wd, job.window, opts.stride, opts.confidence,
+                              budget=min(CHUNK_BUDGET, job.limit // 2))
+    need = job_bytes(T, H, Wd, job.window, opts.stride, min(chunk, opts.stride), opts.confidence,
+                     held_steps=T if sink.holds_steps else 0)
     if need > job.limit:
+        held = " kept in memory" if sink.holds_steps else ""
         raise DBlinkError(f"{job.locs.source}: the reconstruction would need about "
-                          f"{format_bytes(need)} ({2 * job.window + 1}-step windows of {Wd} x {H} "
-                          f"pixels), more than --max-memory {format_bytes(job.limit)}; use a smaller "
-                          f"--roi, a larger --pixel-size or a larger --max-memory")
+                          f"{format_bytes(need)} ({T} steps of {Wd} x {H} pixels{held}, "
+                          f"{2 * job.window + 1}-step windows), more than --max-memory "
+                          f"{format_bytes(job.limit)}; use a smaller --roi, a larger --pixel-size, "
+                          f"more --frames-per-step or a larger --max-memory")
+    sink.check(layout)
     t_render = time.perf_counter()
-    steps = StepRenderer(job.locs, job.grid, job.frames_per_step, first_frame, job.n_steps)
+    steps = StepRenderer(job.locs, job.grid, job.frames_per_step, opts.first_frame, T)
     t_render = time.perf_counter() - t_render
     job.check_counts(steps.n_inside, steps.n_outside_roi)
-    if chunk is None:
-        chunk = default_chunk(H, Wd, job.window, stride, confidence,
-                              budget=min(1024 * 2**20, job.limit // 2))
     stats: dict = {}
     frames = stream_infer(steps, steps.shape, job.model.module, progress=progress, chunk=chunk,
-                          stats=stats, **job.infer_kw(stride, device, batch, confidence))
-    names = ["dblink", "confidence"] if confidence else ["dblink"]
-    params = dict(job.params)
-    produce = [0.0]  # seconds spent producing steps (inference); the rest of the writer's is writing
+                          stats=stats, **job.infer_kw())
+    produce = [0.0]  # seconds spent producing steps (inference); the rest of the sink's is writing
 
     def per_step() -> Iterator[list[np.ndarray]]:
         t = time.perf_counter()
         for _, y, c in frames:
-            item = [y, np.nan_to_num(c, nan=0.0)] if confidence else [y]
+            item = [y, np.nan_to_num(c, nan=0.0)] if opts.confidence else [y]
             produce[0] += time.perf_counter() - t
             yield item
             t = time.perf_counter()
         produce[0] += time.perf_counter() - t
-        # Info is rewritten after the last step: it gets the run's device and time, as in memory
-        params.update(device=stats["device"], seconds=round(stats["seconds"], 2))
+        # Info is rewritten after the last step: it gets the run's device and time
+        job.params.update(device=stats["device"], seconds=round(stats["seconds"], 2))
 
-    g = job.grid
     t_write = time.perf_counter()
-    write_hyperstack_stream(output, per_step(), (T, H, Wd), names, g.pixel_size, job.frames_per_step,
-                            exposure_s=options.get("exposure_s"), origin_nm=(g.x0, g.y0),
-                            info=params, overwrite=overwrite, atomic=atomic)
+    sink.consume(per_step(), layout)
     t_end = time.perf_counter()
     timings = {"read": job.read_s, "model": job.load_s + stats["setup_s"],
                "render": t_render + stats["source_s"], "network": stats["network_s"],
@@ -356,6 +285,88 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
     timings["other"] = max(0.0, timings["total"] - sum(timings[k] for k in
                                                        ("read", "model", "render", "network",
                                                         "write")))
-    return Written(path=Path(output), shape=(T, H, Wd), seconds=stats.get("seconds", 0.0),
-                   device=stats["device"], model=job.model, params=params,
-                   warnings=job.warnings, timings=timings)
+    return Run(shape=(T, H, Wd), seconds=stats.get("seconds", 0.0), device=stats["device"],
+               model=job.model, params=job.params, warnings=job.warnings, timings=timings,
+               n_windows=stats["n_windows"], batch=stats["batch"], job=job)
+
+
+@dataclass
+class Result:
+    """A reconstruction kept in memory (:func:`reconstruct_table`)."""
+
+    reconstruction: Reconstruction
+    model: LoadedModel
+    params: dict
+    job: Job
+    run: Run
+    warnings: list = field(default_factory=list)
+
+    @property
+    def rendered(self) -> RenderResult:
+        """The localization-map video (T, H, W) the network saw (rendered again on demand)."""
+        j = self.job
+        return render(j.locs, j.grid, j.frames_per_step, first_frame=j.options.first_frame,
+                      n_steps=j.n_steps, max_bytes=j.limit)
+
+    @property
+    def channels(self) -> tuple[list[np.ndarray], list[str]]:
+        """(arrays (T, H, W), names): reconstruction [+ confidence]."""
+        arrs, names = [self.reconstruction.video], ["dblink"]
+        if self.reconstruction.confidence is not None:
+            arrs.append(self.reconstruction.confidence)
+            names.append("confidence")
+        return arrs, names
+
+    def hyperstack(self) -> np.ndarray:
+        """The output as one float32 array (T, C, Y, X), as written to the TIFF."""
+        return np.stack(self.channels[0], axis=1).astype(np.float32)
+
+    def write(self, path: str | Path, overwrite: bool = True) -> None:
+        """Write the calibrated ImageJ hyperstack (atomically), the same file the CLI writes."""
+        arrs, names = self.channels
+        lay = self.job.layout()
+        write_hyperstack(path, arrs, names, lay.pixel_size_nm, lay.frames_per_step,
+                         exposure_s=lay.exposure_s, origin_nm=lay.origin_nm, info=self.params,
+                         overwrite=overwrite)
+
+
+def reconstruct_table(table: str | Path | Localizations, model: str | Path | LoadedModel = "filaments",
+                      options: ReconstructOptions | None = None, *, progress: ProgressSpec = "bar",
+                      warn: Callable[[str], None] = _stderr_warning, chunk: int | None = None,
+                      **kw) -> Result:
+    """:func:`reconstruct` into memory: the video and confidence as arrays (a :class:`Result`).
+
+    ``model``: a bundled model name, a model file, or a loaded model; ``options`` and keywords as
+    in :func:`reconstruct` (e.g. ``roi="15000,20000,5000,5000"``, ``stride=8``). The whole result
+    counts in ``max_memory``.
+    """
+    from .export import LoadedModel
+
+    loaded = model if isinstance(model, LoadedModel) else None
+    if loaded is None:
+        kw["model"] = str(model)
+    sink = ArraySink()
+    run = reconstruct(table, sink, options, progress=progress, warn=warn, chunk=chunk,
+                      loaded_model=loaded, **kw)
+    from .engine import Reconstruction
+
+    rec = Reconstruction(video=sink.video, confidence=sink.confidence, seconds=run.seconds,
+                         device=run.device, n_windows=run.n_windows, batch=run.batch)
+    return Result(reconstruction=rec, model=run.model, params=run.params, job=run.job, run=run,
+                  warnings=run.warnings)
+
+
+def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
+                        model: str | Path | LoadedModel = "filaments",
+                        options: ReconstructOptions | None = None, *, overwrite: bool = True,
+                        progress: ProgressSpec = "bar",
+                        warn: Callable[[str], None] = _stderr_warning, chunk: int | None = None,
+                        **kw) -> Run:
+    """:func:`reconstruct` into a TIFF file (streamed: memory does not grow with the movie)."""
+    from .export import LoadedModel
+
+    loaded = model if isinstance(model, LoadedModel) else None
+    if loaded is None:
+        kw["model"] = str(model)
+    return reconstruct(table, TiffSink(output, overwrite=overwrite), options, progress=progress,
+                       warn=warn, chunk=chunk, loaded_model=loaded, **kw)

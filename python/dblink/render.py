@@ -1,6 +1,6 @@
 """Render localizations into a video of super-resolved localization maps.
 
-Geometry (DESIGN.md): a grid is ``roi = (x0, y0, width, height)`` in nm plus a pixel size in nm.
+Geometry (docs/ARCHITECTURE.md): a grid is ``roi = (x0, y0, width, height)`` in nm plus a pixel size in nm.
 Pixel (r, c) covers x in [x0 + c*p, x0 + (c+1)*p) and y in [y0 + r*p, y0 + (r+1)*p);
 W = ceil(width / p), H = ceil(height / p). Step k (0-based) sums raw frames
 f0 + k*S ... f0 + (k+1)*S - 1 (frames are 1-based).
@@ -8,13 +8,12 @@ f0 + k*S ... f0 + (k+1)*S - 1 (frames are 1-based).
 from __future__ import annotations
 
 import math
-import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import DBlinkError
+from .memory import default_max_memory, format_bytes, video_bytes
 from .tables import Localizations
 
 #: refuse render grids larger than this many pixels per frame (a 40 µm field at 10 nm is 1.6e7)
@@ -23,59 +22,6 @@ MAX_PIXELS_PER_FRAME = 64_000_000
 RENDER_CHUNK = 1 << 20
 #: video pixels counted per bincount in :func:`render` (bounds its int64 counts to 32 MiB)
 COUNT_BLOCK = 1 << 22
-#: share of the available memory a reconstruction may use when no limit is given
-DEFAULT_MEMORY_SHARE = 0.5
-
-_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
-    ``os.sysconf``), or None where the system does not say."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def default_max_memory() -> int:
-    """The default ``--max-memory`` in bytes: half the available memory (8 GiB if unknown)."""
-    avail = available_memory()
-    return int(avail * DEFAULT_MEMORY_SHARE) if avail else 8 * 2**30
-
-
-def parse_memory(text: str) -> int:
-    """Parse a memory size: bytes (``1e9``) or with a unit, ``512M``, ``8G``, ``1.5GiB``, ``2TB``.
-
-    K/M/G/T are powers of 1024 (as ``free -h`` shows them), with or without ``i`` and ``B``.
-    """
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise DBlinkError(f"--max-memory must be a size like 8G, 512M or 2.5GiB, got {text!r}")
-    value = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
-    if not value >= 1:
-        raise DBlinkError(f"--max-memory must be at least 1 byte, got {text!r}")
-    return int(value)
-
-
-def format_bytes(n: float) -> str:
-    """``123456789`` → ``117.7 MiB``."""
-    try:
-        n = float(n)
-    except OverflowError:
-        return "more than 1e308 B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.3g} EiB"
 
 
 @dataclass(frozen=True)
@@ -170,12 +116,6 @@ def _check_time(frames_per_step: int, first_frame: int) -> None:
     if not (isinstance(first_frame, (int, np.integer)) and first_frame >= 1):
         raise DBlinkError(f"first frame must be a whole number >= 1 (frames are 1-based), "
                           f"got {first_frame}")
-
-
-def video_bytes(n_steps: int, grid: Grid) -> int:
-    """Bytes of the float32 render video (T × H × W) of ``n_steps`` steps on ``grid``."""
-    H, W = grid.shape
-    return 4 * int(n_steps) * H * W
 
 
 def _pixel_indices(locs: Localizations, rows: slice, grid: Grid, frames_per_step: int,

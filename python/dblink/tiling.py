@@ -25,7 +25,6 @@ tiling exact (up to float rounding, tested); :data:`DEFAULT_HALO` is the practic
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .errors import DBlinkError
@@ -100,29 +99,3 @@ def receptive_radius(arch: str, hparams: dict, steps: int) -> int:
 def tile_align(arch: str | None) -> int:
     """Tile origins must be multiples of this (2 for CompactNet's half-resolution recurrence)."""
     return 2 if arch == "compact" else 1
-
-
-def network_bytes_per_px(arch: str, hparams: dict, window: int, batch: int, decoded: int,
-                         stride: int = 1) -> int:
-    """Rough peak bytes per field pixel of one network call: ``batch`` windows of 2·window + stride
-    steps (inputs, both directions' hidden states and gates) plus the head on ``decoded`` steps."""
-    steps = 2 * window + max(1, stride)
-    hidden = int(hparams.get("hidden", 4))
-    if arch == "paper":
-        per_step = 2 * 6 * hidden + 1
-        head = 2 * max(hparams.get("head", [128, 256, 64]))
-        return 4 * batch * (steps * per_step + decoded * head)
-    # compact: encoder at full resolution per step, recurrence at a quarter of the pixels
-    enc = int(hparams.get("encoder", 16))
-    per_step = 1 + enc + (2 * 6 * hidden + enc) // 4
-    head = 2 * int(hparams.get("decoder", 16)) + int(hparams.get("skip", 8))
-    return 4 * batch * (steps * per_step + decoded * head)
-
-
-def auto_tile(H: int, W: int, bytes_per_px: int, budget: int, halo: int) -> int | None:
-    """A square tile size (px) whose input (tile + 2·halo on a side) needs at most ``budget``
-    bytes of network working memory at ``bytes_per_px``, or None when the whole field fits."""
-    if H * W * bytes_per_px <= budget:
-        return None
-    side = int(math.sqrt(budget / max(1, bytes_per_px)))
-    return max(32, (side - 2 * halo) // 16 * 16)

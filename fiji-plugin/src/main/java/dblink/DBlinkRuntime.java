@@ -14,9 +14,9 @@ public interface DBlinkRuntime {
     /**
      * Run a reconstruction.
      *
-     * @param optionsJson the plugin's options as a flat JSON object of strings (keys as in the
-     *                    macro options: table, model, pixel_size, frames_per_step, window, stride,
-     *                    roi, camera_pixel, device, exposure, skip_confidence, save)
+     * @param optionsJson the plugin's options as a flat JSON object of strings, keyed by the macro
+     *                    keys of {@link DBlink_Reconstruct#KEYS} (each reconstruction option is
+     *                    defined once, in Python's dblink.options; a test checks the two agree)
      * @return the calibrated hyperstack (C = reconstruction [+ confidence], T = steps)
      */
     ImagePlus reconstruct(String optionsJson);

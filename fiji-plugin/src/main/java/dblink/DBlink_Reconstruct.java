@@ -41,10 +41,11 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
     public static final String THUNDERSTORM = "ThunderSTORM results";
     /** The option keys, as recorded by the dialog and read from macro options. */
     public static final String[] KEYS = {"table", "model", "pixel_size", "frames_per_step", "window",
-        "stride", "roi", "camera_pixel", "device", "precision", "tta", "exposure", "skip_confidence",
-        "show",
-        "save", "python"};
+        "stride", "roi", "camera_pixel", "first_frame", "last_frame", "device", "batch", "precision",
+        "tta", "tile", "max_memory", "exposure", "skip_confidence", "show", "save", "python"};
     static final String[] BOOLEAN_KEYS = {"skip_confidence", "show"};
+    /** Keys whose value 0 means something (tile=0: never tile); for the others 0 = the default. */
+    static final String[] ZERO_KEYS = {"tile"};
     static final String[] DEVICES = {"auto", "cpu", "cuda", "mps"};
     static final String[] PRECISIONS = {"fp32", "bf16", "fp16"};
     static final String[] TTAS = {"1", "4", "8"};
@@ -129,7 +130,9 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
                 if (padded.contains(" " + key + " ")) o.put(key, "true");
             } else {
                 String v = Macro.getValue(options, key, null);
-                if (v != null && v.trim().length() > 0 && !isZero(v)) o.put(key, v.trim());
+                boolean zeroMeans = false;
+                for (String z : ZERO_KEYS) if (z.equals(key)) zeroMeans = true;
+                if (v != null && v.trim().length() > 0 && (zeroMeans || !isZero(v))) o.put(key, v.trim());
             }
         }
         return o;
@@ -151,10 +154,16 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         gd.addStringField("ROI", "", 30);
         gd.addMessage("ROI: x0,y0,width,height in nm, \"selection\" (of the active image), or empty for all.");
         gd.addNumericField("Camera_pixel", 0, 1, 8, "nm (for tables in px)");
+        gd.addNumericField("First_frame", 1, 0, 8, "raw frame of step 1");
+        gd.addNumericField("Last_frame", 0, 0, 8, "(0 = the table's last)");
         gd.addChoice("Device", DEVICES, "auto");
+        gd.addNumericField("Batch", 0, 0, 8, "windows per call (0 = automatic)");
         gd.addChoice("Precision", PRECISIONS, "fp32");
         gd.addChoice("TTA", TTAS, "1");
         gd.addMessage("TTA: average 4 mirrored (or 8 mirrored and transposed) copies; 4x/8x slower, 1 = off.");
+        gd.addStringField("Tile", "", 8);
+        gd.addStringField("Max_memory", Prefs.get("dblink.max_memory", ""), 8);
+        gd.addMessage("Tile: px per tile (empty = only if needed, 0 = never). Max memory: e.g. 8G (empty = half the free RAM).");
         gd.addNumericField("Exposure", 0, 4, 8, "s per raw frame (0 = unknown)");
         gd.addCheckbox("Skip_confidence", false);
         gd.addCheckbox("Show", true);
@@ -171,16 +180,23 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         putNumber(o, "stride", gd.getNextNumber());
         putString(o, "roi", gd.getNextString());
         putNumber(o, "camera_pixel", gd.getNextNumber());
+        double first = gd.getNextNumber();
+        if (first != 1) putNumber(o, "first_frame", first);
+        putNumber(o, "last_frame", gd.getNextNumber());
         putString(o, "device", gd.getNextChoice());
+        putNumber(o, "batch", gd.getNextNumber());
         putString(o, "precision", gd.getNextChoice());
         String tta = gd.getNextChoice();
         if (!"1".equals(tta)) o.put("tta", tta);
+        putString(o, "tile", gd.getNextString());
+        putString(o, "max_memory", gd.getNextString());
         putNumber(o, "exposure", gd.getNextNumber());
         if (gd.getNextBoolean()) o.put("skip_confidence", "true");
         if (gd.getNextBoolean()) o.put("show", "true");
         putString(o, "save", gd.getNextString());
         if (o.containsKey("table")) Prefs.set("dblink.table", o.get("table"));
         if (o.containsKey("model")) Prefs.set("dblink.model", o.get("model"));
+        Prefs.set("dblink.max_memory", o.containsKey("max_memory") ? o.get("max_memory") : "");
         return o;
     }
 
@@ -308,8 +324,10 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         cmd.add("--overwrite");
         String[][] flags = {{"model", "--model"}, {"pixel_size", "--pixel-size"},
             {"frames_per_step", "--frames-per-step"}, {"window", "--window"}, {"stride", "--stride"},
-            {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"device", "--device"},
-            {"precision", "--precision"}, {"tta", "--tta"}, {"exposure", "--exposure"}};
+            {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"first_frame", "--first-frame"},
+            {"last_frame", "--last-frame"}, {"device", "--device"}, {"batch", "--batch"},
+            {"precision", "--precision"}, {"tta", "--tta"}, {"tile", "--tile"},
+            {"max_memory", "--max-memory"}, {"exposure", "--exposure"}};
         for (String[] f : flags) {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
