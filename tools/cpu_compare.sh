@@ -2,7 +2,7 @@
 # paper vs compact at equal CPU training time (20 min each, one after the other, quiet 2-core
 # machine), then the held-out evaluation of each: models/compare/README.md, "On 2 CPU cores".
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 D=${DBLINK:-.venv/bin/dblink}
 for arch in paper compact; do
   rm -rf runs/compare-cpu-$arch

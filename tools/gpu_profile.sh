@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Whole-pipeline profile of `dblink reconstruct` on the real ThunderSTORM exports, full field, on a GPU
-# (issue 5, item 7): `DATA=.gpu/data bash models/gpu_profile.sh` (DATA: folder of the CSVs).
+# (issue 5, item 7): `DATA=.gpu/data bash tools/gpu_profile.sh` (DATA: folder of the CSVs).
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=python
 DATA=${DATA:-../shared/data/thunderstorm-real}

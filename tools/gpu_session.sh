@@ -6,7 +6,7 @@
 #   3. dblink evaluate of the shipped filament model in fp32, bf16 and fp16 (quality of autocast)
 #   4. arch=paper vs arch=compact trained for the same wall time (models/configs/compare-*.json)
 #   5. fine-tuning of the shipped filament model until DEADLINE_S (models/configs/filaments-finetune-gpu.json)
-# Usage: DEADLINE_S=540 DATA=.gpu/data bash models/gpu_session.sh   (results: $OUT/*.tar.gz, $OUT/log.txt)
+# Usage: DEADLINE_S=540 DATA=.gpu/data bash tools/gpu_session.sh   (results: $OUT/*.tar.gz, $OUT/log.txt)
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=python
 OUT=${OUT:-runs/gpu-session}

@@ -1,5 +1,5 @@
 """GPU throughput of the engine (compact, 32 hidden channels), as run on one H100 on 2026-11-26:
-`python3 models/gpu_bench.py CHECKPOINT` (weights do not change the speed). Uses the engine of that day
+`python3 tools/gpu_bench.py CHECKPOINT` (weights do not change the speed). Uses the engine of that day
 (no tiling); figures in the README."""
 import time, torch, numpy as np, sys
 sys.path.insert(0, "python")

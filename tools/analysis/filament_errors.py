@@ -9,7 +9,7 @@ and asks, for each error:
   sub-pixels touched; 8 = a straight crossing of the 40 nm pixel, 1-2 = a corner clipped by a few nm);
 * a hallucinated pixel (marked, not true): how far the filament passes from the pixel's edge (nm).
 
-usage: PYTHONPATH=python python models/analysis/filament_errors.py [N_MOVIES] [TTA]
+usage: PYTHONPATH=python python tools/analysis/filament_errors.py [N_MOVIES] [TTA]
 """
 from __future__ import annotations
 
