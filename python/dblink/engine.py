@@ -34,7 +34,7 @@ from .memory import default_chunk
 from .progress import Progress, ProgressSpec
 from .tiling import DEFAULT_HALO, plan_tiles
 from .windows import confidence as confidence_of
-from .windows import confidence_shift, iter_batches, iter_windows
+from .windows import Window, confidence_shift, iter_batches, iter_windows
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -123,11 +123,19 @@ class _Runner:
         self.module, self.dev, self.precision, self.tta = module, dev, precision, tta
         self.max_batch: int | None = None
         self.split_on_oom = dev.type == "cuda"
+        self.seconds = 0.0  # in the network, transfers included
 
     def __call__(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
+        tn = time.perf_counter()
+        try:
+            return self._run(x, pos)
+        finally:
+            self.seconds += time.perf_counter() - tn
+
+    def _run(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
         n = x.shape[0] if self.max_batch is None else self.max_batch
         if n < x.shape[0]:
-            return np.concatenate([self(x[i:i + n], pos) for i in range(0, x.shape[0], n)])
+            return np.concatenate([self._run(x[i:i + n], pos) for i in range(0, x.shape[0], n)])
         if self.dev.type == "cuda" and x.device.type == "cpu":
             x = x.pin_memory()
         try:
@@ -150,7 +158,7 @@ class _Runner:
                               f"{x.shape[3]} x {x.shape[2]} px; use --tile 256 (or smaller), "
                               f"--precision bf16 or --device cpu") from None
         self.max_batch = x.shape[0] // 2
-        return self(x, pos)
+        return self._run(x, pos)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -243,73 +251,23 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     if stats is not None:
         stats.update(device=str(dev), batch=batch, n_windows=n_windows, n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
-    t_source = t_network = 0.0
     run = _Runner(module, dev, precision, tta)
+    reader = _ChunkReader(source, H, W, dev)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
     alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
-    next_t, done = 0, 0.0
-    # the last chunk's input steps [c0, c0 + len(cached)), on the device: the next chunk reuses
-    # the steps it shares with it (the ±window context) and reads only the new ones
-    c0, cached = 0, torch.zeros((0, H, W))
+    next_t = 0
     with Progress(T, progress, desc="reconstruct") as bar:
-        pending = next(batches, None)
-        while pending is not None:
-            group = [pending]  # the batches of one time chunk: about `chunk` kept steps
-            n_keep = sum(len(w.keep) for w in pending)
-            pending = next(batches, None)
-            while pending is not None and n_keep < chunk:
-                n_keep += sum(len(w.keep) for w in pending)
-                group.append(pending)
-                pending = next(batches, None)
+        for group, last in _time_chunks(batches, chunk):
             a0 = min(w.start for bt in group for w in bt)
-            a1 = max(w.stop for bt in group for w in bt)
-            ts = time.perf_counter()
-            keep = cached[a0 - c0:] if c0 <= a0 <= c0 + len(cached) else cached[:0]
-            n0 = a0 + len(keep)  # chunks move forward: only steps from n0 on are new
-            new = torch.from_numpy(np.ascontiguousarray(source(n0, a1), dtype=np.float32)) \
-                if a1 > n0 else torch.zeros((0, H, W))
-            if dev.type == "cuda":
-                new = new.pin_memory().to(dev, non_blocking=True)
-            x_chunk = torch.cat([keep.to(new.device), new]) if len(keep) else new
-            c0, cached = a0, x_chunk
-            t_source += time.perf_counter() - ts
-            # raw estimates of this chunk, keyed (step, kind): kind 0 = kept, -1/+1 = alternate
-            # from a window placed later/earlier; with tiles, each is filled core by core
-            est: dict[tuple[int, int], np.ndarray] = {}
-            lohi: dict[tuple[int, int], list[float]] = {}
-            for tl in tiles:
-                x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1]  # on the device: windows cut there
-                cy, cx = tl.crop
-                for bt in group:
-                    _, rel_keep, rel_alt = bt[0].signature
-                    pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
-                    x = torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt])
-                    tn = time.perf_counter()
-                    y = run(x, pos)  # not around the yields: the caller runs there
-                    t_network += time.perf_counter() - tn
-                    for j, w in enumerate(bt):
-                        keys = [(k, 0) for k in w.keep]
-                        keys += [(a, -1 if a < w.keep[0] else 1) for a in w.alt]
-                        for key, frame in zip(keys, y[j]):
-                            if key not in est:
-                                est[key] = np.empty((H, W), dtype=np.float32)
-                                lohi[key] = [math.inf, -math.inf]
-                            core = frame[cy, cx]
-                            est[key][tl.y0:tl.y1, tl.x0:tl.x1] = core
-                            if normalize:
-                                lohi[key][0] = min(lohi[key][0], float(core.min()))
-                                lohi[key][1] = max(lohi[key][1], float(core.max()))
-                        done += len(w.keep) / len(tiles)
-                        if int(done) > bar.done:
-                            bar.update(int(done) - bar.done)
-            for key, frame in est.items():
-                if normalize:
-                    frame = _normalize_np(frame, *lohi[key])
-                if key[1] == 0:
-                    out[key[0]] = frame
+            x_chunk = reader(a0, max(w.stop for bt in group for w in bt))
+            est = _estimate(run, x_chunk, a0, group, tiles, (H, W), normalize, dev, bar)
+            for (t, kind), frame in est.items():
+                if kind == 0:
+                    out[t] = frame
                 else:
-                    alts.setdefault(key[0], []).append(frame)
-            final = T if pending is None else max(w.keep[-1] for w in group[-1]) + 1 - delta
+                    alts.setdefault(t, []).append(frame)
+            # outputs whose alternates (from windows keeping t ± δ) are all in can go
+            final = T if last else max(w.keep[-1] for w in group[-1]) + 1 - delta
             while next_t < final:
                 y = out.pop(next_t)
                 yield next_t, y, confidence_of(y, alts.pop(next_t, [])) if confidence else None
@@ -317,9 +275,80 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         if bar.done < T:
             bar.update(T - bar.done)
     if stats is not None:
-        stats.update(seconds=time.perf_counter() - t0, source_s=t_source, network_s=t_network)
+        stats.update(seconds=time.perf_counter() - t0, source_s=reader.seconds,
+                     network_s=run.seconds)
         if run.max_batch is not None:
             stats["batch"] = run.max_batch
+
+
+def _time_chunks(batches: Iterator[list[Window]], chunk: int) -> Iterator[tuple[list, bool]]:
+    """Consecutive batches grouped into time chunks of about ``chunk`` kept steps; yields
+    (batches of the chunk, whether it is the last)."""
+    pending = next(batches, None)
+    while pending is not None:
+        group, n_keep = [pending], sum(len(w.keep) for w in pending)
+        pending = next(batches, None)
+        while pending is not None and n_keep < chunk:
+            n_keep += sum(len(w.keep) for w in pending)
+            group.append(pending)
+            pending = next(batches, None)
+        yield group, pending is None
+
+
+class _ChunkReader:
+    """Input steps [a0, a1) of a time chunk, on the device. Chunks move forward: the steps a chunk
+    shares with the previous one (its ±window context) are reused, only new ones are read."""
+
+    def __init__(self, source: StepSource, H: int, W: int, dev: torch.device) -> None:
+        self.source, self.H, self.W, self.dev = source, H, W, dev
+        self.c0, self.cached = 0, torch.zeros((0, H, W))
+        self.seconds = 0.0  # spent reading (rendering) and moving steps
+
+    def __call__(self, a0: int, a1: int) -> torch.Tensor:
+        ts = time.perf_counter()
+        c0, cached = self.c0, self.cached
+        keep = cached[a0 - c0:] if c0 <= a0 <= c0 + len(cached) else cached[:0]
+        n0 = a0 + len(keep)
+        new = torch.from_numpy(np.ascontiguousarray(self.source(n0, a1), dtype=np.float32)) \
+            if a1 > n0 else torch.zeros((0, self.H, self.W))
+        if self.dev.type == "cuda":
+            new = new.pin_memory().to(self.dev, non_blocking=True)
+        x = torch.cat([keep.to(new.device), new]) if len(keep) else new
+        self.c0, self.cached = a0, x
+        self.seconds += time.perf_counter() - ts
+        return x
+
+
+def _estimate(run: "_Runner", x_chunk: torch.Tensor, a0: int, group: list[list[Window]],
+              tiles: list, shape: tuple[int, int], normalize: bool, dev: torch.device,
+              bar: Progress) -> dict[tuple[int, int], np.ndarray]:
+    """The raw estimates of one time chunk, keyed (step, kind): kind 0 = kept, −1/+1 = alternate
+    from a window placed later/earlier. With tiles, each frame is filled core by core."""
+    H, W = shape
+    est: dict[tuple[int, int], np.ndarray] = {}
+    lohi: dict[tuple[int, int], list[float]] = {}
+    for tl in tiles:
+        x_tile = x_chunk[:, tl.Y0:tl.Y1, tl.X0:tl.X1]  # on the device: windows cut there
+        cy, cx = tl.crop
+        for bt in group:
+            _, rel_keep, rel_alt = bt[0].signature
+            pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
+            y = run(torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt]), pos)
+            for j, w in enumerate(bt):
+                keys = [(k, 0) for k in w.keep] + [(a, -1 if a < w.keep[0] else 1) for a in w.alt]
+                for key, frame in zip(keys, y[j]):
+                    if key not in est:
+                        est[key] = np.empty((H, W), dtype=np.float32)
+                        lohi[key] = [math.inf, -math.inf]
+                    core = frame[cy, cx]
+                    est[key][tl.y0:tl.y1, tl.x0:tl.x1] = core
+                    if normalize:
+                        lohi[key][0] = min(lohi[key][0], float(core.min()))
+                        lohi[key][1] = max(lohi[key][1], float(core.max()))
+                bar.advance(len(w.keep) / len(tiles))
+    if normalize:
+        est = {key: _normalize_np(frame, *lohi[key]) for key, frame in est.items()}
+    return est
 
 
 def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int = 1,

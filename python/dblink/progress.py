@@ -27,6 +27,7 @@ class Progress:
         if mode not in ("bar", "json", "none"):
             raise ValueError(f"progress mode must be bar, json or none, not {mode!r}")
         self.total, self.mode, self.desc, self.done = total, mode, desc, 0
+        self._fraction = 0.0  # of a unit, see advance()
         self.t0 = time.perf_counter()
         self._last = 0.0
         self._min_interval = min_interval_s
@@ -50,6 +51,14 @@ class Progress:
                 eta = (self.total - self.done) / rate if rate > 0 else None
                 emit({"event": "progress", "stage": self.desc, "step": self.done, "total": self.total,
                       "eta_s": None if eta is None else round(eta, 2), "rate": round(rate, 3)})
+
+    def advance(self, amount: float) -> None:
+        """Add a fraction of a unit (e.g. one tile's share of a step); whole units are reported."""
+        self._fraction += amount
+        whole = int(self._fraction + 1e-9)
+        if whole > 0:
+            self._fraction -= whole
+            self.update(whole)
 
     def close(self) -> None:
         if self._bar is not None:
