@@ -13,6 +13,11 @@ javac --release 8 -nowarn -encoding UTF-8 -cp "$ij" -d "$classes" "$here"/src/ma
   | grep -v "bootstrap class path\|^warning: \[options\]\|^1 warning" || true
 [ -f "$classes/dblink/DBlink_Reconstruct.class" ] || { echo "build.sh: compilation failed" >&2; exit 1; }
 cp "$here/src/main/resources/plugins.config" "$classes/"
+# the version: one source, python/dblink/__init__.py (the Java plugin reads dblink/version.properties)
+version=$(sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' "$here/../python/dblink/__init__.py")
+[ -n "$version" ] || { echo "build.sh: no __version__ in python/dblink/__init__.py" >&2; exit 1; }
+mkdir -p "$classes/dblink"
+echo "version=$version" > "$classes/dblink/version.properties"
 mkdir -p "$out"
 jar cf "$out/DBlink_.jar" -C "$classes" .
 echo "$out/DBlink_.jar"

@@ -46,12 +46,18 @@ def main() -> None:
             time.sleep(args["after_s"])
             IJ.setKeyDown(27)  # KeyEvent.VK_ESCAPE: what ImageJ does when Esc is pressed
 
+        System = jpype.JClass("java.lang.System")
+        System.gc()
+        out["heap_before_mb"] = IJ.currentMemory() / 2**20
         threading.Thread(target=press_escape, daemon=True).start()
         t0 = time.perf_counter()
         imp = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
         out["seconds"] = time.perf_counter() - t0
         out["image"] = imp is not None
         out["last_error"] = str(P.lastError())
+        del imp
+        System.gc()
+        out["heap_after_mb"] = IJ.currentMemory() / 2**20
     elif check == "no_options":
         IJ = jpype.JClass("ij.IJ")
         IJ.runPlugIn("dblink.DBlink_Reconstruct", "")
@@ -70,12 +76,14 @@ def main() -> None:
 def describe(imp) -> dict:
     cal = imp.getCalibration()
     info = str(imp.getProperty("Info") or imp.getInfoProperty() or "")
+    source = re.search(r"^dblink\.source=(.*)$", info, re.M)
     tta = re.search(r'"tta": *(\d+)', info)
     return {"title": str(imp.getTitle()), "dims": list(imp.getDimensions()),
             "pixel_width": cal.pixelWidth, "unit": str(cal.getUnit()),
             "frame_interval": cal.frameInterval, "time_unit": str(cal.getTimeUnit()),
             "x_origin": cal.xOrigin, "composite": bool(imp.isComposite()),
-            "info_has_model": '"model"' in info, "info_tta": int(tta.group(1)) if tta else None}
+            "info_has_model": '"model"' in info, "info_tta": int(tta.group(1)) if tta else None,
+            "source": source.group(1) if source else None}
 
 
 def max_diff(a, b) -> float:

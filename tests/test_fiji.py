@@ -41,7 +41,10 @@ def data(tmp_path_factory):
     assert main(["simulate", "filaments", "-o", str(d / "sim"), "--size", "24", "--steps", "12",
                  "--seed", "5"]) == 0
     table = d / "sim" / "locs.csv"
-    assert main(["reconstruct", str(table), "-o", str(d / "cli.tif"), "--progress", "none"]) == 0
+    # the plugin's default stride=auto: 8 on a CPU, exact (1) on a GPU
+    from dblink.imagej import auto_stride
+    assert main(["reconstruct", str(table), "-o", str(d / "cli.tif"), "--progress", "none",
+                 "--stride", str(auto_stride("auto"))]) == 0
     return d, table
 
 
@@ -72,12 +75,15 @@ def ij_batch(plugins_dir, macro_text, tmp_path, *jvm_args, xvfb=True, arg=""):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
-def session(check, **args):
+def session(check, raw=False, **args):
+    """One check of fiji_session.py in a fresh JVM; its JSON (and, with raw, its whole stdout,
+    where headless ImageJ's Log goes)."""
     args.setdefault("ij_jar", str(IJ_JAR))
     out = subprocess.run([PY, str(ROOT / "tests" / "fiji_session.py"), check, json.dumps(args)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return (result, out.stdout) if raw else result
 
 
 def test_jar_layout(jar):
@@ -127,6 +133,32 @@ def test_both_runtimes_give_the_same_hyperstack(data):
     assert a["pixel_width"] == pytest.approx(0.04) and a["frame_interval"] == 10.0
     assert a["title"] == "DBlink of locs.csv" and a["info_has_model"]
     assert r["max_abs_diff"] == 0.0
+    assert a["source"] == str(table)  # provenance: the table the localizations came from
+
+
+def test_save_logs_what_was_written_in_both_routes(data, tmp_path):
+    """save without show is not silent: each route logs the path, T x H x W and the time."""
+    d, table = data
+    out = tmp_path / "logged.tif"
+    r, stdout = session("routes", raw=True, options=f"table=[{table}] save=[{out}]", headless=True)
+    assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
+    T, C, H, W = tifffile.imread(d / "cli.tif").shape
+    lines = [x for x in stdout.splitlines() if x.startswith(f"DBlink: wrote {out} ")]
+    assert len(lines) == 2, stdout
+    for line in lines:
+        assert re.fullmatch(rf"DBlink: wrote {re.escape(str(out))} \({T} x {H} x {W} px \(T x H x W\), "
+                            rf"{C} channels\) in [\d.]+ s", line), line
+    # and the model check before the run, with the stride it chose
+    assert stdout.count("DBlink: model filaments ready (40.0 nm pixels, 10 frames per step") == 2
+
+
+def test_a_bad_model_fails_before_the_run(data):
+    """The "model ready" check: a wrong model name fails in the preparation, in both routes."""
+    d, table = data
+    for register in (True, False):
+        r = session("error", options=f"table=[{table}] model=filamints python=[{PY}]",
+                    register=register, headless=True)
+        assert "no model named 'filamints'" in r["last_error"], r
 
 
 def test_tta_reaches_both_runtimes(data):
@@ -162,14 +194,50 @@ def test_after_thunderstorm_exports_the_results_table(plugins_dir, data, tmp_pat
     out = d / "after ts.tif"
     macro = ROOT / "macros" / "dblink_after_thunderstorm.ijm"
     text = 'newImage("raw", "16-bit black", 32, 32, 5);\n' + macro.read_text()
+    text += '\nprint("INFO=" + getMetadata("Info"));\n'
     r = ij_batch(plugins_dir, text, tmp_path, f"-Ddblink.test.csv={table}",
                  arg=f"save=[{out}] python=[{PY}]")
-    assert "stub analysis" in r.stdout, r.stdout + r.stderr
+    assert "stub analysis" in r.stdout and "sigma=1.6" in r.stdout, r.stdout + r.stderr
+    assert "stub camera" not in r.stdout  # no camera given: ThunderSTORM's own setup is left alone
     np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
-    # no results table open: the stand-in exports nothing -> a clear message
+    # the exported table and ThunderSTORM's protocol are kept next to the output, and named
+    kept = d / "after ts.thunderstorm.csv"
+    assert kept.read_bytes() == table.read_bytes()
+    assert (d / "after ts.thunderstorm-protocol.txt").is_file()
+    # provenance in the hyperstack's Info: the analysed image and ThunderSTORM's settings
+    assert f"dblink.source=ThunderSTORM results of raw (exported to {kept})" in r.stdout
+    assert 'thunderstorm.protocol={ "version": "ThunderSTORM (stub)"' in r.stdout
+    # the Log says what was written (save without show would otherwise be silent)
+    assert re.search(rf"DBlink: wrote {re.escape(str(out))} \(12 x \d+ x \d+ px \(T x H x W\), 2 channels\) "
+                     r"in [\d.]+ s", r.stdout), r.stdout
+    assert "DBlink: model filaments ready" in r.stdout and "fast mode on a CPU" in r.stdout
+    # no results table open: a clear message before ThunderSTORM's Export results is called
     r = ij_batch(plugins_dir, f'print(call("dblink.DBlink_Reconstruct.macro", "table=[ThunderSTORM results] python=[{PY}]"));',
-                 tmp_path)
-    assert "no ThunderSTORM results table is open" in r.stdout, r.stdout + r.stderr
+                 tmp_path, f"-Ddblink.test.csv={table}")
+    assert "no ThunderSTORM results table is open: run Plugins>ThunderSTORM>Run analysis" in r.stdout, \
+        r.stdout + r.stderr
+    assert "Exception" not in r.stdout + r.stderr
+
+
+@needs_xvfb
+def test_after_thunderstorm_opens_the_movie_and_takes_the_camera(plugins_dir, data, tmp_path):
+    """The header's shell command: movie=[...] opens the raw movie (no image open), camera
+    settings given as arguments go to ThunderSTORM's Camera setup, sigma to its fit."""
+    d, table = data
+    movie = tmp_path / "raw movie.tif"
+    tifffile.imwrite(movie, np.zeros((5, 32, 32), np.uint16), imagej=True)
+    out = tmp_path / "from shell.tif"
+    macro = ROOT / "macros" / "dblink_after_thunderstorm.ijm"
+    r = ij_batch(plugins_dir, macro.read_text(), tmp_path, f"-Ddblink.test.csv={table}",
+                 arg=f"movie=[{movie}] pixelsize=107 photons2adu=0.5 offset=98.5 sigma=1.3 "
+                     f"stride=4 save=[{out}] python=[{PY}]")
+    assert "stub camera: pixelsize=107 photons2adu=0.5 offset=98.5 isemgain=false" in r.stdout, \
+        r.stdout + r.stderr
+    assert "sigma=1.3 " in r.stdout and "DBlink: wrote" in r.stdout
+    assert '"stride": 4' in tifffile.TiffFile(out).imagej_metadata["Info"]
+    # no movie and no image: one clear line, no dialog
+    r = ij_batch(plugins_dir, macro.read_text(), tmp_path, arg=f"python=[{PY}]")
+    assert "no raw SMLM movie: open one first, or give movie=" in r.stdout + r.stderr
 
 
 def test_dialog_keys_are_the_macro_keys():
@@ -219,10 +287,13 @@ def test_escape_cancels_cleanly(tmp_path, register):
     assert main(["simulate", "filaments", "-o", str(tmp_path / "long"), "--size", "64",
                  "--steps", "400"]) == 0
     out = tmp_path / "never.tif"
-    r = session("cancel", options=f"table=[{tmp_path / 'long' / 'locs.csv'}] save=[{out}]",
-                register=register, after_s=4.0, headless=True)
+    r = session("cancel", options=f"table=[{tmp_path / 'long' / 'locs.csv'}] save=[{out}] stride=1",
+                register=register, after_s=10.0, headless=True)
     assert r["last_error"] == "cancelled" and not r["image"]
-    assert r["seconds"] < 30  # it stopped, it did not run to the end (~80 s)
+    assert r["seconds"] < 40  # it stopped, it did not run to the end (~80 s)
+    # the memory is given back: the Java heap is where it was before the run (the in-process
+    # route held steps there), and the Python side is collected (and PyTorch's GPU cache emptied)
+    assert r["heap_after_mb"] < r["heap_before_mb"] + 64, r
     assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
@@ -237,9 +308,10 @@ def test_version_mismatch_and_a_dying_subprocess_are_reported(data, tmp_path):
     d, table = data
     future = _fake_python(tmp_path, "future-python", 'echo "dblink 9.1.0"\n')
     r = session("error", options=f"table=[{table}] python=[{future}]", headless=True)
-    assert "plugin is 0.1.0 but Python's dblink is 9.1.0" in r["last_error"]
+    from dblink import __version__
+    assert f"plugin is {__version__} but Python's dblink is 9.1.0" in r["last_error"]
     dying = _fake_python(tmp_path, "dying-python",
-                         f'case "$*" in *--version*) exec {PY} "$@";; esac\n'
+                         f'case "$*" in *--version*|*dblink.imagej*) exec {PY} "$@";; esac\n'
                          'echo \'{"event": "progress", "step": 1, "total": 9, "eta_s": 3}\'\n'
                          'kill -9 $$\n')
     out = tmp_path / "dead.tif"
@@ -263,7 +335,7 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
     README) replays in headless ImageJ and gives the CLI's result."""
     d, table = data
     out = tmp_path / "replayed.tif"
-    recorded = (f"table=[{table}] model=filaments pixel_size=0 frames_per_step=0 window=0 stride=1 "
+    recorded = (f"table=[{table}] model=filaments pixel_size=0 frames_per_step=0 window=0 stride=auto "
                 f"roi={empty} camera_pixel=0 device=auto precision=fp32 tta=1 exposure=0 save=[{out}] "
                 f"python=[{PY}]")
     mfile = tmp_path / "r.ijm"

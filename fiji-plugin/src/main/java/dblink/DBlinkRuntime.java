@@ -12,6 +12,15 @@ public interface DBlinkRuntime {
     String version();
 
     /**
+     * Before a long run: load the model (fails fast on a bad name or file) and resolve
+     * {@code stride=auto} by the device.
+     *
+     * @param optionsJson as for {@link #reconstruct(String)}
+     * @return a flat JSON object: model, pixel_size_nm, frames_per_step, window, device, stride
+     */
+    String prepare(String optionsJson);
+
+    /**
      * Run a reconstruction.
      *
      * @param optionsJson the plugin's options as a flat JSON object of strings, keyed by the macro
