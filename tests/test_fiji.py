@@ -3,6 +3,7 @@ menu command under Xvfb, the headless no-dialog path, the in-process JPype route
 route, identical hyperstacks from both, ThunderSTORM's "Export results" (a stand-in command), the
 recordable option keys, and readable errors."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,10 +17,11 @@ import tifffile
 
 from conftest import ROOT, write_csv
 
-IJ_JAR = Path("/usr/share/java/ij.jar")
+# Debian's libij-java, or another ImageJ 1.x jar (e.g. Fiji's jars/ij-1.54f.jar)
+IJ_JAR = Path(os.environ.get("DBLINK_IJ_JAR", "/usr/share/java/ij.jar"))
 PY = sys.executable
 pytestmark = [
-    pytest.mark.skipif(not IJ_JAR.is_file(), reason="ImageJ 1.x not installed (apt install libij-java)"),
+    pytest.mark.skipif(not IJ_JAR.is_file(), reason=f"ImageJ 1.x not installed: no {IJ_JAR} (apt install libij-java, or set DBLINK_IJ_JAR)"),
     pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK (javac) to build the plugin"),
 ]
 needs_xvfb = pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb not installed")
