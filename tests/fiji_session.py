@@ -58,6 +58,33 @@ def main() -> None:
         del imp
         System.gc()
         out["heap_after_mb"] = IJ.currentMemory() / 2**20
+    elif check == "dialog":
+        # the dialog's fields filled from a macro line, as ImageJ does when a macro runs the
+        # command (on a thread named Run$_...), against the same line parsed for headless runs
+        from jpype import JImplements, JOverride
+        Macro = jpype.JClass("ij.Macro")
+        box: dict = {}
+
+        @JImplements("java.lang.Runnable")
+        class Job:
+            @JOverride
+            def run(self):
+                try:
+                    Macro.setOptions(args["options"])
+                    got = P().dialog()
+                    box["dialog"] = None if got is None else \
+                        {str(e.getKey()): str(e.getValue()) for e in got.entrySet()}
+                except Exception as exc:  # noqa: BLE001
+                    box["error"] = str(exc)
+                finally:
+                    Macro.setOptions(None)
+
+        t = jpype.JClass("java.lang.Thread")(Job(), "Run$_dialog")
+        t.start()
+        t.join()
+        out["dialog"] = box.get("dialog")
+        out["error"] = box.get("error")
+        out["parsed"] = {str(e.getKey()): str(e.getValue()) for e in P.parse(args["options"]).entrySet()}
     elif check == "no_options":
         IJ = jpype.JClass("ij.IJ")
         IJ.runPlugIn("dblink.DBlink_Reconstruct", "")

@@ -77,11 +77,12 @@ def ij_batch(plugins_dir, macro_text, tmp_path, *jvm_args, xvfb=True, arg=""):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
-def session(check, raw=False, **args):
+def session(check, raw=False, xvfb=False, **args):
     """One check of fiji_session.py in a fresh JVM; its JSON (and, with raw, its whole stdout,
     where headless ImageJ's Log goes)."""
     args.setdefault("ij_jar", str(IJ_JAR))
-    out = subprocess.run([PY, str(ROOT / "tests" / "fiji_session.py"), check, json.dumps(args)],
+    out = subprocess.run((["xvfb-run", "-a"] if xvfb else []) +
+                         [PY, str(ROOT / "tests" / "fiji_session.py"), check, json.dumps(args)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -346,6 +347,24 @@ def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
                         "-batch", str(mfile)], capture_output=True, text=True, timeout=180)
     assert r.stdout.strip().splitlines()[-1] == "ok", r.stdout + r.stderr
     np.testing.assert_array_equal(tifffile.imread(out), tifffile.imread(d / "cli.tif"))
+
+
+@needs_xvfb
+def test_the_dialog_reads_a_macro_line_as_headless_runs_parse_it(data, tmp_path):
+    """Same options from the dialog (its fields filled by a macro, as when a recorded line is
+    replayed with menus) and from a headless run's parser: every field, non-default values."""
+    d, table = data
+    line = (f"table=[{table}] model=mitochondria pixel_size=35 frames_per_step=12 window=9 stride=4 "
+            f"roi=[100,200,3000,2000] camera_pixel=107 first_frame=3 last_frame=400 device=cpu "
+            f"batch=2 precision=bf16 tta=4 tile=0 max_memory=2G exposure=0.02 skip_confidence "
+            f"show save=[{tmp_path / 'x y.tif'}]")
+    r = session("dialog", xvfb=True, headless=False, options=line)
+    assert r["error"] is None and r["dialog"] is not None, r
+    assert r["dialog"] == r["parsed"]
+    recorded_keys = set(r["dialog"])
+    src = SOURCE.read_text()
+    keys = set(re.findall(r'"([a-z_]+)"', re.search(r"KEYS = \{([^}]*)\}", src).group(1)))
+    assert recorded_keys == keys - {"python"}  # every field comes back from the macro line
 
 
 @needs_xvfb

@@ -181,7 +181,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         try { return Double.parseDouble(v.trim()) == 0.0; } catch (NumberFormatException e) { return false; }
     }
 
-    Map<String, String> dialog() {
+    /** The dialog (under a macro: its fields read from the macro options, as ImageJ does). */
+    public Map<String, String> dialog() {
         GenericDialog gd = new GenericDialog("DBlink Reconstruct");
         gd.addStringField("Table", Prefs.get("dblink.table", THUNDERSTORM), 40);
         gd.addMessage("A ThunderSTORM CSV path, or \"" + THUNDERSTORM + "\" for the open results table.");
