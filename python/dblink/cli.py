@@ -125,6 +125,9 @@ def _args_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rotation", type=float, default=15.0, metavar="DEG", help="total rotation (default 15°)")
     p.add_argument("--deform", type=float, default=40.0, metavar="NM", help="bending amplitude (default 40 nm)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--domain", choices=["ours", "paper", "camera"], default="ours",
+                   help="simulator: dblink's own, the original DBlink statistics, or camera frames "
+                        "localized by a real fitter (default ours)")
 
 
 def _cmd_simulate(a: argparse.Namespace) -> int:
@@ -137,7 +140,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     cfg = SimConfig(sample=a.sample, height_px=a.size, width_px=a.size, pixel_size=a.pixel_size,
                     frames_per_step=a.frames_per_step, n_steps=a.steps, n_structures=a.structures,
                     density=a.density, jitter_nm=a.jitter, false_fraction=a.false_fraction,
-                    drift_nm=a.drift, rotation_deg=a.rotation, deform_nm=a.deform)
+                    drift_nm=a.drift, rotation_deg=a.rotation, deform_nm=a.deform,
+                    domain=a.domain)
     sim = simulate_movie(cfg, a.seed)
     folder = write_sim(sim, a.output)
     print(f"wrote {folder}/locs.csv ({len(sim.locs)} localizations, {cfg.n_frames} raw frames), "
@@ -196,6 +200,10 @@ def _args_evaluate(p: argparse.ArgumentParser) -> None:
                         "time (density, jitter_nm, false_fraction, drift_nm, ..., or camera_pixel: "
                         "the table in camera pixels of that size); repeatable")
     p.add_argument("--pictures", metavar="DIR", help="write the first movie's panel PNG and GIF here")
+    p.add_argument("--domains", action="store_true",
+                   help="one row per simulator domain set (ours, paper, camera; static, slow, fast): "
+                        "the model against the best classical baseline; --n movies per set")
+    p.add_argument("--domain", choices=["ours", "paper", "camera"], help="--domains, one domain only")
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
@@ -206,6 +214,16 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .export import load_model
 
     model = load_model(a.model)
+    if a.domains or a.domain:
+        from .evaluate import domains_report
+
+        table, rows = domains_report(model, a.domain, a.n, **_eval_options(a))
+        print(f"model {model.name} ({model.path.name}), {a.n} movies per set{_mode_suffix(a)}; "
+              f"best baseline = sum over ±5 or ±25 steps at its best binarization level:")
+        print(table)
+        if a.json:
+            Path(a.json).write_text(json.dumps(rows, indent=1))
+        return 0
     if a.vary:
         return _evaluate_vary(a, model)
     if a.data:
