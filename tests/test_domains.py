@@ -192,3 +192,26 @@ def test_best_baseline_takes_the_better_window_and_level():
         for level in (50.0, 100.0):
             assert b["f1"] >= scores(binarize_paper(baseline(video, w), level), gt)["f1"]
     assert b["window"] in (5, 25) and 10 <= b["level"] <= 250
+
+
+def test_cli_simulate_and_evaluate_by_domain(tmp_path, tiny_model_file, capsys, monkeypatch):
+    import json
+
+    from dblink import evaluate
+    from dblink.cli import main
+
+    for name, cfg in evaluate.DOMAIN_SETS.items():   # smaller movies, same settings otherwise
+        monkeypatch.setitem(evaluate.DOMAIN_SETS, name,
+                            replace(cfg, height_px=32, width_px=32, n_steps=16))
+
+    assert main(["simulate", "filaments", "--domain", "paper", "-o", str(tmp_path / "p"),
+                 "--size", "32", "--steps", "12"]) == 0
+    meta = json.loads((tmp_path / "p" / "sim.json").read_text())
+    assert meta["config"]["domain"] == "paper"
+    assert main(["evaluate", "--model", str(tiny_model_file), "--domain", "paper", "--n", "1",
+                 "--stride", "8", "--json", str(tmp_path / "d.json")]) == 0
+    out = capsys.readouterr().out
+    assert "paper-filaments-slow" in out and "paper-filaments-fast" in out and "ours-" not in out
+    rows = json.loads((tmp_path / "d.json").read_text())
+    assert [r["set"] for r in rows] == ["paper-filaments-slow", "paper-filaments-fast"]
+    assert all(0 <= r["baseline"]["f1"] <= 1 for r in rows)
