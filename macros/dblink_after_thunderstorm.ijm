@@ -20,7 +20,13 @@
 // With save=[...], ThunderSTORM's table and protocol are kept next to the output
 // (out.thunderstorm.csv, out.thunderstorm-protocol.txt) and the Log says what was written.
 args = getArgument();
-if (args == "" && !is("batch mode") && nImages > 0) args = askSettings();
+if (args == "" && !is("batch mode")) {
+    if (nImages == 0) {
+        path = File.openDialog("Choose the raw SMLM movie");
+        open(path);
+    }
+    args = askSettings();
+}
 analysis = parseKey(args, "analysis");
 rest = stripKey(args, "analysis");  // the other keys are looked up outside ThunderSTORM's string
 movie = parseKey(rest, "movie");
