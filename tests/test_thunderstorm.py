@@ -153,3 +153,29 @@ run("Quit");
     print("\nThunderSTORM -> DBlink:", json.dumps(numbers))
     assert f1_dblink > base["f1"], numbers
     assert corr > corr_base, numbers
+
+
+def test_the_after_thunderstorm_macro_from_a_shell(tmp_path):
+    """The header's shell command of macros/dblink_after_thunderstorm.ijm with the real
+    ThunderSTORM: movie=[...] opens the movie, the camera settings go to ThunderSTORM's Camera
+    setup, the result is saved next to ThunderSTORM's kept table, and `quit` ends ImageJ."""
+    from dblink.imagej import plugin_jar
+
+    cfg, gt = simulate_movie(tmp_path, seed=11)
+    root = tmp_path / "ij"
+    (root / "plugins").mkdir(parents=True)
+    shutil.copy(plugin_jar(IJ_JAR), root / "plugins" / "DBlink_.jar")
+    shutil.copy(TS_JAR, root / "plugins" / "Thunder_STORM.jar")
+    out = tmp_path / "from shell.tif"
+    args = (f"movie=[{tmp_path / 'raw.tif'}] pixelsize={CAMERA_PX} photons2adu={E_PER_ADU} "
+            f"offset={OFFSET} sigma={cfg.psf_sigma_nm / CAMERA_PX:.2f} save=[{out}] python=[{PY}] quit")
+    run = subprocess.run(["xvfb-run", "-a", "java", f"-Dplugins.dir={root}", "-cp", str(IJ_JAR),
+                          "ij.ImageJ", "-macro", str(ROOT / "macros" / "dblink_after_thunderstorm.ijm"),
+                          args], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    T, H, W = gt.shape
+    stack = tifffile.imread(out)
+    assert stack.shape[0] == T and stack.shape[1] == 2  # the data's bounding box: H, W up to the field
+    assert (tmp_path / "from shell.thunderstorm.csv").is_file()
+    protocol = (tmp_path / "from shell.thunderstorm-protocol.txt").read_text()
+    assert '"pixelSize": 100.0' in protocol and '"title": "raw.tif"' in protocol
