@@ -258,3 +258,42 @@ def test_long_lines_over_blocks_are_refused(tmp_path, monkeypatch):
     # a long last line without a newline, after complete lines
     rows = HDR + b"1,2,3\n" * 3 + b"4,5," + b"6" * 20_000
     one_line_error(write_bytes(tmp_path, rows, "b.csv"), "line 5 is longer than")
+
+
+@pytest.mark.parametrize("filler", [b"\n", b"#\n", b"   \r\n"])
+def test_memory_follows_the_rows_not_the_lines(tmp_path, filler):
+    import tracemalloc
+
+    p = tmp_path / "blank.csv"
+    with open(p, "wb") as fh:
+        fh.write(HDR + b"1,2,3\n")
+        fh.write(filler * (40 * 2**20 // len(filler)))  # ~40 MiB of lines that are not rows
+        fh.write(b"2,3,4\n")
+    tracemalloc.start()
+    try:
+        locs = read_localizations(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(locs) == 2 and locs.frame.tolist() == [1, 2]
+    assert peak < 120 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # not 24 bytes per line (1 GB)
+
+
+def test_columns_grow_past_the_first_allocation(tmp_path, monkeypatch):
+    import dblink.tables as T
+    monkeypatch.setattr(T, "INITIAL_ROWS", 7)
+    monkeypatch.setattr(T, "BLOCK_BYTES", 50)
+    rows = [(i % 9 + 1, i * 1.5, i * 2.5, 10.0) for i in range(1000)]
+    p = write_bytes(tmp_path, table("frame,x [nm],y [nm],uncertainty [nm]", rows).encode())
+    locs = read_localizations(p)
+    assert len(locs) == 1000 and locs.x[-1] == 999 * 1.5 and locs.uncertainty.shape == (1000,)
+    assert locs.frame.tolist() == [r[0] for r in rows]
+
+
+def test_lines_of_spaces_are_blank_lines(tmp_path):
+    p = write_bytes(tmp_path, table("frame,x [nm],y [nm]", GOOD[:2]).encode() + b"   \n\t\r\n"
+                    + b"12,3000.0,40.0\n  \n")
+    check_good(read_localizations(p))
+    # ... and an error after them still names its own line
+    p = write_bytes(tmp_path, HDR + b"1,2,3\n   \n \t \n4,x,5\n", "b.csv")
+    one_line_error(p, "line 5, column 2 ('x [nm]'): 'x' is not a number")

@@ -28,6 +28,8 @@ _HEADER_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*([^\]]*?)\s*\])?\s*$")
 DELIMITERS = (",", ";", "\t")
 #: bytes of text parsed per block (bounds the reader's working memory beyond the result arrays)
 BLOCK_BYTES = 16 * 2**20
+#: rows allocated before the first block is parsed (the columns grow by doubling from there)
+INITIAL_ROWS = 2**20
 #: frames above this are refused (float64 holds whole numbers exactly only up to 2**53)
 MAX_FRAME = 2**53
 _MAX_HEADER_BYTES = 2**20
@@ -36,6 +38,7 @@ MAX_LINE_BYTES = 2**20
 #: the csv module's limit on one field (``csv.field_size_limit()``, not changed: it is global)
 _CSV_FIELD_LIMIT = 131_072
 _BARE_CR = re.compile(rb"\r(?!\n)")
+_SPACE_LINE = re.compile(rb"(?m)^[ \t\f\v]+(?=\r?$)")
 _USED = ("frame", "x", "y", "uncertainty_xy", "uncertainty")
 
 
@@ -106,13 +109,19 @@ def _check_lines(path: str, block: bytes, first_line: int) -> None:
         raise DBlinkError(f"{path}: line {lineno}: a bare CR inside the line (lines end with a bare "
                           f"CR, classic Mac, from here on?); save the table with LF or CRLF line endings")
     if len(block) > MAX_LINE_BYTES:
-        nl = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-        ends = np.concatenate([nl, [len(block)]])
-        gaps = np.diff(np.concatenate([[-1], ends]))
-        i = int(np.argmax(gaps))
-        if gaps[i] - 1 > MAX_LINE_BYTES:
-            raise DBlinkError(f"{path}: line {first_line + i} is longer than "
-                              f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
+        # a line longer than MAX_LINE_BYTES holds a whole aligned window of half that size: look
+        # for windows without a line break, then measure the line around them (no per-line arrays)
+        half = MAX_LINE_BYTES // 2
+        for start in range(0, len(block), half):
+            if block.find(b"\n", start, start + half) >= 0 or start + half > len(block):
+                continue
+            begin = block.rfind(b"\n", 0, start) + 1
+            end = block.find(b"\n", start)
+            end = len(block) if end < 0 else end
+            if end - begin > MAX_LINE_BYTES:
+                lineno = first_line + block.count(b"\n", 0, begin)
+                raise DBlinkError(f"{path}: line {lineno} is longer than "
+                                  f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
 
 
 def _parse_header(line: str, delimiter: str = ",") -> list[tuple[str, str | None]]:
@@ -239,8 +248,9 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
     byte-order mark, a Latin-1 encoded header (``µ`` as byte 0xB5), blank lines. A last line cut
     short (the file ends without a newline inside a row) is left out with a warning.
 
-    The text is parsed in blocks of :data:`BLOCK_BYTES` into preallocated columns, so the working
-    memory is the result arrays plus one block.
+    The text is parsed in blocks of :data:`BLOCK_BYTES` into columns that grow by doubling, so the
+    working memory is at most twice the result arrays plus one block, whatever the file holds (blank
+    lines, comments); a line longer than :data:`MAX_LINE_BYTES` is refused without being held whole.
 
     Args:
         path: the CSV file.
@@ -329,6 +339,8 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
                 raise DBlinkError(f"{path}: line {capacity + 1} is longer than "
                                   f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
         fh.seek(start)
+        lines_left = capacity  # an upper bound on the rows: blank and comment lines count too
+        capacity = min(capacity, INITIAL_ROWS)  # grown as rows arrive: memory follows the rows read
         frame = np.empty(capacity, dtype=np.int64)
         x = np.empty(capacity, dtype=np.float64)
         y = np.empty(capacity, dtype=np.float64)
@@ -338,14 +350,35 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         leftover = b""
         last_fields = len(cols)
 
+        def grow(need: int) -> None:
+            nonlocal frame, x, y, unc, capacity
+            capacity = min(max(need, 2 * len(frame)), max(need, lines_left))
+            frame, x, y = (np.concatenate([a[:n], np.empty(capacity - n, a.dtype)]) for a in (frame, x, y))
+            if unc is not None:
+                unc = np.concatenate([unc[:n], np.empty(capacity - n, unc.dtype)])
+
         def parse(block: bytes) -> None:
             nonlocal n, line
             _check_lines(path, block, line)
-            try:
+            def load(text: bytes) -> np.ndarray:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-                    data = np.loadtxt(io.BytesIO(block), delimiter=delimiter, usecols=usecols,
+                    return np.loadtxt(io.BytesIO(text), delimiter=delimiter, usecols=usecols,
                                       dtype=np.float64, ndmin=2, encoding="latin-1", quotechar='"')
+
+            try:
+                try:
+                    data = load(block)
+                except ValueError:
+                    if not _SPACE_LINE.search(block):
+                        raise
+                    # lines of spaces are blank lines too: make them comments, in place (same
+                    # length, line numbers unchanged, no list of pieces as re.sub would build)
+                    marked = bytearray(block)
+                    for m in _SPACE_LINE.finditer(block):
+                        marked[m.start():m.end()] = b"#" * (m.end() - m.start())
+                    data = load(bytes(marked))
+                    del marked
             except ValueError as exc:
                 msg = _explain_block(path, block, line, delimiter, usecols, labels, len(cols))
                 last = line + block.count(b"\n") - 1
@@ -370,6 +403,8 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
                 value = _fields(path, lineno, text, delimiter)[usecols[k]].strip()
                 raise DBlinkError(f"{path}: line {lineno}, column {usecols[k] + 1} ('{labels[k]}'): "
                                   f"{value!r} is not a finite coordinate")
+            if n + m > len(frame):
+                grow(n + m)
             frame[n:n + m] = f
             x[n:n + m] = xs
             y[n:n + m] = ys
