@@ -32,7 +32,7 @@ from .progress import ProgressSpec
 from .render import Grid, RenderResult, StepRenderer, n_steps_for, render
 from .sinks import ArraySink, Layout, Sink, TiffSink
 from .tables import Localizations, read_localizations
-from .tiling import DEFAULT_HALO, receptive_radius, tile_align
+from .tiling import DEFAULT_HALO, receptive_radius, sparse_tile, tile_align
 
 if TYPE_CHECKING:  # torch is imported only when a model is needed, so table errors come fast
     from .engine import Reconstruction
@@ -120,6 +120,21 @@ def _frames_until(locs: Localizations, last_frame: int) -> Localizations:
                          source=locs.source, units=locs.units)
 
 
+#: fields of at least this many render pixels are checked for sparse tiling (256 x 256)
+SPARSE_MIN_PIXELS = 256 * 256
+
+
+def _occupancy(locs: Localizations, grid: Grid) -> np.ndarray:
+    """(H, W) bool: render pixels where any localization falls during the movie."""
+    H, W = grid.shape
+    c = np.floor((locs.x - grid.x0) / grid.pixel_size)
+    r = np.floor((locs.y - grid.y0) / grid.pixel_size)
+    ok = (c >= 0) & (c < W) & (r >= 0) & (r < H)
+    occ = np.zeros(H * W, dtype=bool)
+    occ[r[ok].astype(np.int64) * W + c[ok].astype(np.int64)] = True
+    return occ.reshape(H, W)
+
+
 def prepare(table: str | Path | Localizations, options: ReconstructOptions,
             warn: Callable[[str], None] = _stderr_warning,
             model: LoadedModel | None = None) -> Job:
@@ -166,11 +181,14 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     if arch in ("paper", "compact"):
         halo = min(DEFAULT_HALO, receptive_radius(arch, hp, min(T, 2 * W + 1)))
     H, Wd = grid.shape
-    tile = o.tile
+    tile, sparse_cost = o.tile, None
     if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
         decoded = o.stride * (3 if o.confidence else 1)
         per_px = network_bytes_per_px(arch, hp, W, o.batch or CPU_BATCH, decoded, o.stride)
         tile = auto_tile(H, Wd, per_px, limit // 4, halo)
+    if tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS:
+        # a sparse field: tiles whose input never holds a localization are skipped for free
+        tile, sparse_cost = sparse_tile(_occupancy(locs, grid), halo, tile_align(arch))
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
         "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
@@ -186,6 +204,9 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
         params["tta"] = o.tta
     if tile:
         params.update(tile_px=tile, halo_px=halo)
+    if tile and sparse_cost is not None:
+        note(f"sparse field: tiles of {tile} px, {100 * sparse_cost:.0f} % of the field's pixels "
+             f"hold localizations (with their {halo} px halo); empty tiles are skipped")
     return Job(locs, lm, o, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
                note, warnings, t_read, t_load)
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import DBlinkError
 
 #: default halo in render pixels when tiling: tiled vs untiled output of the shipped filaments
@@ -99,3 +101,32 @@ def receptive_radius(arch: str, hparams: dict, steps: int) -> int:
 def tile_align(arch: str | None) -> int:
     """Tile origins must be multiples of this (2 for CompactNet's half-resolution recurrence)."""
     return 2 if arch == "compact" else 1
+
+
+#: tile sizes tried for sparse fields (render px)
+SPARSE_TILE_SIZES = (64, 96, 128, 192, 256)
+
+
+def sparse_tile(occupied: np.ndarray, halo: int, align: int = 1, gain: float = 0.7,
+                sizes: tuple[int, ...] = SPARSE_TILE_SIZES) -> tuple[int | None, float]:
+    """A tile size for a sparse field, from ``occupied`` (H, W; True where any localization falls
+    during the movie): the engine skips windows without localizations (:meth:`.engine._Runner.sparse`),
+    so tiles whose input (core + halo) stays empty cost nothing, while occupied ones pay for their
+    halo. Returns (tile, cost): the size whose occupied tile inputs cover the fewest pixels, and
+    that cost as a fraction of the untiled field's pixels; tile is None unless the cost is below
+    ``gain`` (tiling then saves at least 1 − gain of the network's work)."""
+    H, W = occupied.shape
+    ii = np.zeros((H + 1, W + 1), dtype=np.int64)
+    ii[1:, 1:] = occupied.astype(np.int64).cumsum(0).cumsum(1)
+    best: tuple[int | None, float] = (None, 1.0)
+    for size in sizes:
+        if size >= max(H, W):
+            continue
+        area = 0
+        for t in plan_tiles(H, W, size, halo, align):
+            n = ii[t.Y1, t.X1] - ii[t.Y0, t.X1] - ii[t.Y1, t.X0] + ii[t.Y0, t.X0]
+            if n:
+                area += (t.Y1 - t.Y0) * (t.X1 - t.X0)
+        if area / (H * W) < best[1]:
+            best = (size, area / (H * W))
+    return best if best[1] < gain else (None, best[1])

@@ -1,0 +1,66 @@
+"""Sparse fields and quiet stretches: windows without a single localization are not run through
+the network; they get its answer to an empty window (computed once per shape), so the result is
+what running them gives."""
+import numpy as np
+import pytest
+
+from dblink.tables import Localizations
+
+
+def _clustered(T=30, S=10, size=160, seed=0):
+    """Two small clusters in a large field, and a quiet stretch (no localizations) in the middle."""
+    rng = np.random.default_rng(seed)
+    frames, xs, ys = [], [], []
+    for cx, cy in ((20 * 40, 20 * 40), (130 * 40, 140 * 40)):
+        f = rng.integers(1, T * S + 1, 400)
+        f = f[(f < 8 * S) | (f > 18 * S)]  # steps 8-18 hold nothing
+        frames.append(f)
+        xs.append(cx + rng.normal(0, 80, f.size))
+        ys.append(cy + rng.normal(0, 80, f.size))
+    f = np.concatenate(frames)
+    order = np.argsort(f, kind="stable")
+    return Localizations(frame=f[order].astype(np.int64), x=np.concatenate(xs)[order],
+                         y=np.concatenate(ys)[order], source="clusters")
+
+
+@pytest.mark.parametrize("tile", [None, 48])
+def test_skipping_empty_windows_gives_what_running_them_gives(tiny_model_file, monkeypatch, tile):
+    from dblink import engine
+    from dblink.pipeline import reconstruct_table
+
+    locs = _clustered()
+    kw = dict(device="cpu", batch=3, progress="none", warn=lambda m: None, window=3, stride=2,
+              tile=tile, roi=(0.0, 0.0, 160 * 40.0, 160 * 40.0))
+    fast = reconstruct_table(locs, tiny_model_file, **kw)
+    assert fast.run.timings["total"] > 0
+    monkeypatch.setattr(engine._Runner, "sparse", engine._Runner.__call__)  # run every window
+    full = reconstruct_table(locs, tiny_model_file, **kw)
+    for a, b in ((fast.reconstruction.video, full.reconstruction.video),
+                 (fast.reconstruction.confidence, full.reconstruction.confidence)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_windows_are_skipped_and_counted(tiny_model_file):
+    from dblink.engine import stream_infer
+    from dblink.export import load_model
+
+    video = np.zeros((20, 16, 16), np.float32)
+    video[2, 3, 4] = 1.0  # one localization at step 2: windows far from it are empty
+    stats = {}
+    m = load_model(tiny_model_file)
+    out = list(stream_infer(lambda a, b: video[a:b], video.shape, m.module, window=2, stride=1,
+                            device="cpu", batch=2, confidence=False, progress="none", stats=stats))
+    assert len(out) == 20
+    assert stats["skipped_windows"] == 20 - 5  # windows keeping steps 0-4 see step 2
+
+
+def test_a_sparse_field_is_tiled_automatically():
+    from dblink.tiling import sparse_tile
+
+    occ = np.zeros((512, 512), bool)
+    occ[10:20, 10:20] = True
+    occ[400:410, 300:310] = True
+    tile, cost = sparse_tile(occ, halo=32, align=2)
+    assert tile == 64 and cost < 0.3  # 4-5 occupied tile inputs of 128 x 128 px
+    dense = np.ones((512, 512), bool)
+    assert sparse_tile(dense, halo=32)[0] is None  # every tile occupied: tiling only adds halos
