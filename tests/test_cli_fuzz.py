@@ -130,15 +130,25 @@ def _make_fixtures(d: Path) -> dict:
     from dblink.model import build_model, model_hparams
 
     rng = np.random.default_rng(0)
-    n = 300
-    cols = np.column_stack([np.arange(1, n + 1), rng.integers(1, 41, n), rng.uniform(0, 1280, n),
-                            rng.uniform(0, 1280, n), rng.uniform(5, 30, n)])
+    n = 3000  # localizations on four lines (FRC finds a resolution), 40 raw frames, 1.3 µm field
+    t, k = rng.uniform(0, 1, n), rng.integers(0, 4, n)
+    x = 100 + t * 1100 + rng.normal(0, 10, n)
+    y = 200 + k * 250 + 0.1 * t * 1100 * (k % 2) + rng.normal(0, 10, n)
+    cols = np.column_stack([np.arange(1, n + 1), rng.integers(1, 41, n), x, y, rng.uniform(5, 30, n)])
     table = d / "good.csv"
     np.savetxt(table, cols, fmt=["%d", "%d", "%.2f", "%.2f", "%.2f"], delimiter=",",
                header='"id","frame","x [nm]","y [nm]","uncertainty [nm]"', comments="")
+    yy, xx = np.mgrid[0:64, 0:64]  # blobs and a line (decorrelation finds a resolution)
+    img = np.zeros((4, 2, 64, 64), np.float32)
+    for ti in range(4):
+        for c in range(2):
+            im = 0.6 * np.exp(-((yy - 0.5 * xx - 10 - ti) ** 2) / (2 * 1.2 ** 2))
+            for cx, cy in rng.uniform(8, 56, (5, 2)):
+                im += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 1.5 ** 2))
+            img[ti, c] = im + rng.normal(0, 0.02, im.shape)
     tif = d / "good.tif"
-    tifffile.imwrite(tif, rng.random((4, 2, 32, 32), np.float32), imagej=True,
-                     resolution=(25.0, 25.0), metadata={"axes": "TCYX", "unit": "micron"})
+    tifffile.imwrite(tif, img, imagej=True, resolution=(25.0, 25.0),
+                     metadata={"axes": "TCYX", "unit": "micron"})
     torch.manual_seed(0)
     hp = dict(hidden=2, encoder=2, decoder=2, skip=2)
     net = build_model("compact", **hp)
@@ -443,12 +453,13 @@ def _settings(n: int):
 
 
 def _report(findings: list) -> str:
-    seen, lines = set(), []
+    seen, lines = {}, []
     for argv, what in findings:
-        key = what.split(":")[0] + what[-80:]
-        if key in seen:
+        key = (argv[0], what.split(" (")[0].split(":")[0], what.split(":")[-1][-60:]
+               if what.startswith("traceback") else "")
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 2:  # two examples of each kind are enough
             continue
-        seen.add(key)
         lines.append(f"  {' '.join(repr(a) if (not a or ' ' in a or chr(10) in a) else a for a in argv)[:300]}\n"
                      f"      -> {what}")
     return f"{len(findings)} of the examples broke the promise ({len(lines)} distinct):\n" + "\n".join(lines)
