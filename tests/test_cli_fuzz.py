@@ -308,8 +308,8 @@ def valid_base(draw, fx) -> tuple[list[str], dict]:
         if not opts:
             break
         flag, takes, choices = draw(st.sampled_from(opts))
-        if flag in ("--model", "--progress", "--data", "--preset"):
-            continue  # keep the run small: the tiny model, quiet, no simulated evaluation set
+        if flag in ("--model", "--progress", "--data", "--preset", "--domains", "--vary"):
+            continue  # keep the run small: the tiny model, quiet, no simulated evaluation sets
         argv.append(flag)
         if takes:
             argv.append(str(draw(st.sampled_from((choices or []) + NUMBERS + STRINGS[:20]))))
