@@ -173,7 +173,7 @@ def parse_vary(specs: list[str]) -> list[tuple[str, list[float]]]:
         if not vals or any(v < 0 for v in vals) or (name == "camera_pixel" and 0 in vals):
             raise DBlinkError(f"--vary {spec!r}: expected NAME=V1,V2,... with numbers >= 0"
                               f"{' (> 0 for camera_pixel)' if name == 'camera_pixel' else ''}")
-        if name == "n_structures":
+        if isinstance(SimConfig().to_dict().get(name), int):  # n_structures, noise_per_frame
             vals = [int(v) for v in vals]
         out.append((name, vals))
     return out
