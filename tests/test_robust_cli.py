@@ -359,3 +359,34 @@ def test_resolution_check_output_prefix(tmp_path):
         with pytest.raises(DBlinkError, match=needle):
             check_output_prefix(prefix, "_frc.png")
     assert check_output_prefix(tmp_path / "s", "_frc.png") == tmp_path / "s_frc.png"
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize("argv", [
+    ["reconstruct", LONG, "-o", "o.tif"],
+    ["reconstruct", LONG + ".csv", "-o", "o.tif"],
+    ["export", LONG, "-o", "m.pt"],
+    ["import-weights", LONG, "-o", "m.pt", "--pixel-size", "1", "--frames-per-step", "1"],
+    ["preview", "ok.tif", "-o", LONG],
+    ["preview", "ok.tif", "-o", "sub/" + LONG],
+])
+def test_names_too_long_for_the_filesystem(tmp_path, capsys, monkeypatch, argv):
+    _tifs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "characters)" in line or "too long" in line, line[:300]
+    assert len(line) < 1000
+
+
+def test_functions_name_the_path_on_os_errors(tmp_path):
+    from dblink.export import load_model
+    from dblink.pictures import read_video
+    from dblink.tables import read_localizations
+    (tmp_path / "afile").write_text("x")
+    for fn in (read_localizations, read_video, load_model, check_output_path, check_ij_jar):
+        with pytest.raises(DBlinkError) as info:
+            fn(str(tmp_path / LONG) + ".pt")
+        assert "\n" not in str(info.value) and "characters)" in str(info.value), fn

@@ -16,6 +16,7 @@ import torch
 from . import __version__
 from . import modelmeta
 from .errors import DBlinkError
+from .files import path_errors
 from .model import build_model, count_parameters
 from .modelmeta import FORMAT_VERSION, META_FILE  # noqa: F401 - re-exported
 
@@ -92,6 +93,7 @@ def save_model(net: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     return Path(path)
 
 
+@path_errors
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None,
                       extra: dict | None = None) -> Path:
     """Export the best weights of a training checkpoint as a TorchScript model file."""
@@ -174,6 +176,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     return save_model(net, out, meta)
 
 
+@path_errors
 def resolve_model(name_or_path: str) -> Path:
     """A model path from a path, or from a bundled name (``filaments`` → ``dblink-filaments.pt``)."""
     p = Path(name_or_path)
@@ -190,6 +193,7 @@ def resolve_model(name_or_path: str) -> Path:
                       f"give a path to a .pt file")
 
 
+@path_errors
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """Load a TorchScript model file (by path or bundled name) and check its metadata."""
     path = resolve_model(str(name_or_path))
@@ -227,6 +231,7 @@ def list_models() -> list[LoadedModel]:
     return out
 
 
+@path_errors
 def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: float,
                     frames_per_step: int, window: int = 25, name: str | None = None) -> Path:
     """Convert a state dict saved by the original DBlink code into an ``arch=paper`` model file.

@@ -41,6 +41,32 @@ _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EML
             errno.EINVAL}
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path for a one-line message: as given, or its two ends when it is absurdly long."""
+    text = str(path)
+    return text if len(text) <= 300 else f"{text[:150]}...{text[-100:]} ({len(text)} characters)"
+
+
+def path_errors(fn):
+    """Decorator: an OSError that escapes ``fn`` (a name too long, a path through a file, an I/O
+    error) becomes one DBlinkError line naming ``fn``'s first argument, the path."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(path, *args, **kwargs):
+        try:
+            return fn(path, *args, **kwargs)
+        except OSError as exc:
+            why = exc.strerror or str(exc) or type(exc).__name__
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                why = "the disk is full"
+            name = getattr(exc, "filename", None)
+            if not name or str(name).endswith(".part"):  # a temporary output: name the argument
+                name = path
+            raise DBlinkError(f"{shown(name)}: {why}") from None
+    return wrapper
+
+
 def _host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
 
@@ -55,6 +81,7 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+@path_errors
 def check_output_path(path: str | os.PathLike, overwrite: bool = True,
                       suffixes: tuple[str, ...] | None = None, what: str = "output") -> Path:
     """Check, before any work, that a file can be written at ``path``; one line if not.
@@ -86,6 +113,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = True,
     return p
 
 
+@path_errors
 def check_output_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Check that ``folder`` exists, is a folder and can be written into (for prefixes: ``-o
     DIR/name`` writes ``DIR/name_*.png``)."""
@@ -99,6 +127,7 @@ def check_output_folder(folder: str | os.PathLike, what: str = "output folder") 
     return d
 
 
+@path_errors
 def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Check, before any work, a folder that a command will create or fill (``simulate -o DIR``,
     ``demo -o DIR``, ``train -o RUN_DIR``): refuses an existing file at ``path``, a missing parent
@@ -258,6 +287,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[s
         raise
 
 
+@path_errors
 def check_ij_jar(path: str | os.PathLike) -> Path:
     """Check that ``path`` is an ImageJ 1.x jar (a zip holding ``ij/ImageJ.class``) before starting
     a JVM with it; one DBlinkError line if not (for ``dblink fiji --ij-jar``)."""

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .errors import DBlinkError
+from .files import path_errors as _path_errors
 
 #: a TIFF with more pixels than this (all time points and channels) is refused by ``preview``
 MAX_PREVIEW_PIXELS = 2**27
@@ -87,6 +88,7 @@ def temporal_color_code(video: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
+@_path_errors
 def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
     """A TIFF video as float32 (T, C, Y, X), checked before its pixels are read: one DBlinkError
     line for a missing, empty, non-TIFF, 2-D, 5-D, RGB, too large or pixel-less file."""
@@ -138,6 +140,7 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
     return video
 
 
+@_path_errors
 def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int = 2) -> list[Path]:
     """Write ``<prefix>_timecolor.png`` (time-colour-coded projection with a time bar) and
     ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF.

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import DBlinkError
-from .files import atomic_output
+from .files import atomic_output, path_errors
 
 #: nm per unit, for the units ThunderSTORM writes in its headers
 LENGTH_UNITS = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "μm": 1000.0, "micron": 1000.0, "px": None}
@@ -237,6 +237,7 @@ def _row_line(block: bytes, first_line: int, row: int) -> tuple[int, str]:
     return first_line, ""  # not reached for a row loadtxt returned
 
 
+@path_errors
 def read_localizations(path: str | os.PathLike, camera_pixel: float | None = None,
                        warn: Callable[[str], None] | None = None) -> Localizations:
     """Read a ThunderSTORM CSV export (or a plain ``frame,x,y`` CSV in nm).
