@@ -215,3 +215,19 @@ def test_cli_simulate_and_evaluate_by_domain(tmp_path, tiny_model_file, capsys, 
     rows = json.loads((tmp_path / "d.json").read_text())
     assert [r["set"] for r in rows] == ["paper-filaments-slow", "paper-filaments-fast"]
     assert all(0 <= r["baseline"]["f1"] <= 1 for r in rows)
+
+
+def test_localizer_misses_more_where_psfs_overlap():
+    """Detections per emitter fall when emitters crowd (missed and merged spots), as in real data."""
+    rng = np.random.default_rng(3)
+    F = 40
+
+    def found_per_emitter(n_per_frame: int) -> float:
+        fr = np.repeat(np.arange(F), n_per_frame)
+        xy = rng.uniform(500, 2100, (fr.size, 2))
+        movie = camera_frames(rng, fr, xy, np.full(fr.size, 1500.0), F, (26, 26), 100.0, 110.0,
+                              40.0, "scmos")
+        return len(localize(movie, 100.0, 110.0, False)["frame"]) / fr.size
+
+    sparse, dense = found_per_emitter(2), found_per_emitter(60)
+    assert sparse > 0.8 and dense < 0.5 * sparse
