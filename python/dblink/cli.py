@@ -130,13 +130,39 @@ def _args_simulate(p: argparse.ArgumentParser) -> None:
                         "localized by a real fitter (default ours)")
 
 
+#: largest simulated field (render px) and ground truth (voxels) `dblink simulate` accepts
+SIM_MAX_SIZE = 4096
+SIM_MAX_VOXELS = 2e9
+
+
 def _cmd_simulate(a: argparse.Namespace) -> int:
     from .evaluate import write_sim
     from .simulate import SimConfig, simulate_movie
 
+    import math
+    from pathlib import Path
+
+    from .files import check_output_dir, path_errors
+
     for name, v in (("--size", a.size), ("--steps", a.steps), ("--frames-per-step", a.frames_per_step)):
         if v < 1:
             raise DBlinkError(f"{name} must be >= 1, got {v}")
+    if a.size > SIM_MAX_SIZE or a.size * a.size * a.steps > SIM_MAX_VOXELS:
+        raise DBlinkError(f"--size {a.size} with --steps {a.steps} is too large to simulate (at most "
+                          f"{SIM_MAX_SIZE} px and {SIM_MAX_VOXELS:.0e} ground-truth voxels)")
+    for name, v, lo, hi in (("--pixel-size", a.pixel_size, 1.0, 1e4), ("--density", a.density, 0.0, 100.0),
+                            ("--false-fraction", a.false_fraction, 0.0, 0.99),
+                            ("--jitter", a.jitter, 0.0, 1e4), ("--drift", a.drift, -1e7, 1e7),
+                            ("--rotation", a.rotation, -1e5, 1e5), ("--deform", a.deform, 0.0, 1e5)):
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise DBlinkError(f"{name} must be a number from {lo:g} to {hi:g}, got {v}")
+    if a.structures < 0 or a.structures > 1000:
+        raise DBlinkError(f"--structures must be from 0 to 1000, got {a.structures}")
+    out = Path(a.output)
+    if out.exists() and not out.is_dir():
+        raise DBlinkError(f"{out}: exists and is a file, not a folder; give a folder for the output")
+    path_errors(lambda p: Path(p).mkdir(parents=True, exist_ok=True))(out)  # folders as needed
+    check_output_dir(out)
     cfg = SimConfig(sample=a.sample, height_px=a.size, width_px=a.size, pixel_size=a.pixel_size,
                     frames_per_step=a.frames_per_step, n_steps=a.steps, n_structures=a.structures,
                     density=a.density, jitter_nm=a.jitter, false_fraction=a.false_fraction,
@@ -213,6 +239,11 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate_folder, format_table, make_eval_set, summarize
     from .export import load_model
 
+    if a.n < 1 or a.n > 1000:
+        raise DBlinkError(f"--n must be from 1 to 1000 movies, got {a.n}")
+    if (a.domains or a.domain) and (a.data or a.vary or a.pictures):
+        raise DBlinkError("--domains/--domain simulate their own sets: not with --data, --vary or "
+                          "--pictures")
     model = load_model(a.model)
     if a.domains or a.domain:
         from .evaluate import domains_report
@@ -359,6 +390,9 @@ def _cmd_fiji(a: argparse.Namespace) -> int:
 
     if a.args and not a.macro:
         raise DBlinkError("--args needs --macro FILE")
+    if a.ij_jar:
+        from .files import check_ij_jar
+        check_ij_jar(a.ij_jar)
     return fiji_main(a.fiji, a.ij_jar, a.headless, a.macro, a.args or "")
 
 
@@ -406,7 +440,9 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
     from .pictures import preview
 
-    if not Path(a.hyperstack).is_file():
+    from .files import path_errors
+
+    if not path_errors(lambda p: Path(p).is_file())(a.hyperstack):
         raise DBlinkError(f"{a.hyperstack}: no such file")
     for p in preview(a.hyperstack, a.output):
         print(f"wrote {p}", file=sys.stderr)
@@ -472,10 +508,13 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
         raise DBlinkError("give either a localization table (FRC) or --image TIF (decorrelation), not both")
     if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
+    from .files import path_errors
+
     src = Path(a.table or a.image)
-    if not src.is_file():
+    if not path_errors(lambda p: Path(p).is_file())(src):
         raise DBlinkError(f"{src}: no such file")
     prefix = Path(a.output) if a.output else src.with_suffix("")
+    R.check_output_prefix(prefix, "_frc.png" if a.table is not None else "_decorrelation.png")
     if a.table is not None:
         from .tables import read_localizations
         from .render import Grid
@@ -486,10 +525,10 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
         locs = read_localizations(src, camera_pixel=a.camera_pixel)
         grid = Grid.parse_roi(a.roi, px) if a.roi else None
         res = R.frc_localizations(locs, px, grid, a.block_frames, _parse_frames(a.frames))
+        if res.resolution_nm is None:  # no plot of a failed analysis is left behind
+            raise DBlinkError(f"{src}: no FRC resolution: {res.note}")
         png = R.plot_frc(res, prefix.parent / f"{prefix.name}_frc.png")
         print(f"wrote {png}", file=sys.stderr)
-        if res.resolution_nm is None:
-            raise DBlinkError(f"{src}: no FRC resolution: {res.note}")
         i = res.info
         print(f"FRC resolution: {res.resolution_nm:.1f} nm (threshold 1/7; {px:g} nm pixels, "
               f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
@@ -517,10 +556,10 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
     else:
         raise DBlinkError(f"{src}: no pixel calibration in microns; give --pixel-size NM")
     res = R.decorrelation(data[k - 1, a.channel - 1], px)
+    if res.resolution_nm is None:  # no plot of a failed analysis is left behind
+        raise DBlinkError(f"{src}: time point {k}: {res.note}")
     png = R.plot_decorrelation(res, prefix.parent / f"{prefix.name}_decorrelation.png")
     print(f"wrote {png}", file=sys.stderr)
-    if res.resolution_nm is None:
-        raise DBlinkError(f"{src}: time point {k}: {res.note}")
     print(f"decorrelation resolution: {res.resolution_nm:.1f} nm (k_c = {res.k_c:.3f} of Nyquist; "
           f"{px:g} nm pixels, time point {k} of {T}, channel {a.channel})")
     return 0
@@ -555,9 +594,17 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (a newline in an argument must not split it)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dblink`` parser: one sub-parser per entry of :data:`COMMANDS`."""
-    p = argparse.ArgumentParser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
+    p = _Parser(prog="dblink", description="DBlink: super-resolved SMLM videos from "
                                 "localization tables (ThunderSTORM CSV in, ImageJ hyperstack out).")
     p.add_argument("--version", action="version", version=f"dblink {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .errors import DBlinkError
-from .files import atomic_output
+from .files import atomic_output, check_output_path
 from .hyperstack import write_hyperstack_stream
 from .memory import format_bytes
 
@@ -101,16 +101,7 @@ class TiffSink(Sink):
         self.holds_steps = bool(also and also.holds_steps)
 
     def check_target(self) -> None:
-        out = self.path
-        if out.suffix.lower() not in (".tif", ".tiff"):
-            raise DBlinkError(f"{out}: the output must be a .tif file")
-        if out.is_dir():
-            raise DBlinkError(f"{out}: is a folder; give a .tif file name")
-        if out.exists() and not self.overwrite:
-            raise DBlinkError(f"{out}: already exists (use --overwrite to replace it)")
-        folder = out.parent if str(out.parent) else Path(".")
-        if not folder.is_dir():
-            raise DBlinkError(f"{out}: the output folder {folder} does not exist")
+        check_output_path(self.path, self.overwrite, suffixes=(".tif", ".tiff"))
 
     def check(self, layout: Layout) -> None:
         self.check_target()  # again: the table and model took time
