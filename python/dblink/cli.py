@@ -543,6 +543,9 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
         data, meta = read_hyperstack(src)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
         raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
+    if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < 8:
+        raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least 8 x 8 "
+                          f"px, got an image of shape {tuple(data.shape)}")
     T, C = data.shape[:2]
     k = a.frame if a.frame is not None else T // 2 + 1
     if not 1 <= k <= T:
