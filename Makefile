@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the CPU build of PyTorch, installed first so that the project's torch range needs nothing more
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test plugin install-fiji clean
+.PHONY: setup demo test test-all plugin install-fiji clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,11 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/dblink demo -o demo_out
 
+# the suite without the tests marked slow (minutes each: `make test-all` runs everything)
 test: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup
 	$(BIN)/python -m pytest
 
 # the Fiji/ImageJ plugin jar, compiled offline with javac (IJ_JAR: Debian's, or Fiji's jars/ij-*.jar)
