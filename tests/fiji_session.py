@@ -61,29 +61,22 @@ def main() -> None:
     elif check == "dialog":
         # the dialog's fields filled from a macro line, as ImageJ does when a macro runs the
         # command (on a thread named Run$_...), against the same line parsed for headless runs
-        from jpype import JImplements, JOverride
+        from dblink.imagej import on_macro_thread
         Macro = jpype.JClass("ij.Macro")
-        box: dict = {}
 
-        @JImplements("java.lang.Runnable")
-        class Job:
-            @JOverride
-            def run(self):
-                try:
-                    Macro.setOptions(args["options"])
-                    got = P().dialog()
-                    box["dialog"] = None if got is None else \
-                        {str(e.getKey()): str(e.getValue()) for e in got.entrySet()}
-                except Exception as exc:  # noqa: BLE001
-                    box["error"] = str(exc)
-                finally:
-                    Macro.setOptions(None)
+        def fill():
+            try:
+                Macro.setOptions(args["options"])
+                got = P().dialog()
+                return None if got is None else \
+                    {str(e.getKey()): str(e.getValue()) for e in got.entrySet()}
+            finally:
+                Macro.setOptions(None)
 
-        t = jpype.JClass("java.lang.Thread")(Job(), "Run$_dialog")
-        t.start()
-        t.join()
-        out["dialog"] = box.get("dialog")
-        out["error"] = box.get("error")
+        try:
+            out["dialog"], out["error"] = on_macro_thread(fill, "dialog"), None
+        except Exception as exc:  # noqa: BLE001
+            out["dialog"], out["error"] = None, str(exc)
         out["parsed"] = {str(e.getKey()): str(e.getValue()) for e in P.parse(args["options"]).entrySet()}
     elif check == "no_options":
         IJ = jpype.JClass("ij.IJ")

@@ -310,16 +310,12 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def run_macro(path: str | Path, args: str = "") -> str:
-    """Run an ImageJ macro file in a thread named like ImageJ's own (``Run$_``), so that
-    ``Macro.getOptions()`` answers inside it; returns what the macro returned."""
+def on_macro_thread(fn, name: str = "dblink"):
+    """Run ``fn()`` in a Java thread named like ImageJ's own (``Run$_NAME``), so that
+    ``Macro.getOptions()`` answers inside it; returns its result, re-raises its exception here."""
     import jpype
     from jpype import JImplements, JOverride
 
-    path = Path(path)
-    if not path.is_file():
-        raise DBlinkError(f"{path}: no such macro file")
-    IJ = jpype.JClass("ij.IJ")
     box: dict = {}
 
     @JImplements("java.lang.Runnable")
@@ -327,16 +323,31 @@ def run_macro(path: str | Path, args: str = "") -> str:
         @JOverride
         def run(self):
             try:
-                box["ret"] = IJ.runMacroFile(str(path), args)
-            except Exception as exc:  # noqa: BLE001
+                box["ret"] = fn()
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
                 box["error"] = exc
 
-    thread = jpype.JClass("java.lang.Thread")(Job(), "Run$_dblink-macro")
+    thread = jpype.JClass("java.lang.Thread")(Job(), f"Run$_{name}")
     thread.start()
     thread.join()
     if "error" in box:
-        raise DBlinkError(f"macro {path.name} failed: {box['error']}")
-    ret = box.get("ret")
+        raise box["error"]
+    return box.get("ret")
+
+
+def run_macro(path: str | Path, args: str = "") -> str:
+    """Run an ImageJ macro file on a macro thread (:func:`on_macro_thread`); returns what the
+    macro returned."""
+    import jpype
+
+    path = Path(path)
+    if not path.is_file():
+        raise DBlinkError(f"{path}: no such macro file")
+    IJ = jpype.JClass("ij.IJ")
+    try:
+        ret = on_macro_thread(lambda: IJ.runMacroFile(str(path), args), "dblink-macro")
+    except Exception as exc:  # noqa: BLE001 - a failed macro is one line for the user
+        raise DBlinkError(f"macro {path.name} failed: {exc}") from None
     return "" if ret is None else str(ret)
 
 
