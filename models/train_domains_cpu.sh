@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # CPU recipe (issue 12): fine-tune the shipped filament model on mixed domains (ours, paper, camera)
-# with the mean-of-window input channel; one thread, stops after the config's "steps" iterations.
-# usage: bash models/train_domains_cpu.sh [RUN_DIR]   (then: dblink export RUN_DIR/checkpoint.pt ...)
+# with the mean-of-window input channel; one thread, nice'd, stops after the config's "steps"
+# iterations; rerunning with the same RUN_DIR resumes from its checkpoint (written every val_every).
+# usage: bash models/train_domains_cpu.sh [RUN_DIR] [CONFIG]
+#   CONFIG defaults to models/configs/filaments-domains-ft-cpu.json (51-step clips = the inference
+#   window, motion balanced); models/configs/filaments-domains-cpu.json is the first candidate's.
+#   then: dblink export RUN_DIR/checkpoint.pt -o OUT.pt --name filaments
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/domains-cpu}
-OMP_NUM_THREADS=1 PYTHONPATH=python .venv/bin/python -c "
-import sys, torch
+CONFIG=${2:-models/configs/filaments-domains-ft-cpu.json}
+OMP_NUM_THREADS=1 PYTHONPATH=python nice -n 5 .venv/bin/python -c "
+import os, torch
 torch.set_num_threads(1)
 from dblink.train import load_config, train
-resume = __import__('os').path.exists('$RUN/checkpoint.pt')
-cfg = load_config(path='models/configs/filaments-domains-cpu.json')
+resume = os.path.exists('$RUN/checkpoint.pt')
+cfg = load_config(path='$CONFIG')
 print(train(cfg, '$RUN', resume=resume, device='cpu', progress='none'))
 "

@@ -215,6 +215,11 @@ def test_cli_simulate_and_evaluate_by_domain(tmp_path, tiny_model_file, capsys, 
     rows = json.loads((tmp_path / "d.json").read_text())
     assert [r["set"] for r in rows] == ["paper-filaments-slow", "paper-filaments-fast"]
     assert all(0 <= r["baseline"]["f1"] <= 1 for r in rows)
+    # per-movie scores (for paired comparisons of two models on the same seeds) average to the row
+    for r in rows:
+        assert len(r["movies_f1"]) == len(r["movies_baseline_f1"]) == r["n"] == 1
+        assert abs(r["movies_f1"][0] - r["model"]["f1"]) < 1e-9
+        assert abs(r["movies_baseline_f1"][0] - r["baseline"]["f1"]) < 1e-9
 
 
 def test_localizer_misses_more_where_psfs_overlap():

@@ -29,9 +29,10 @@ def test_java_command_line_flags_match_the_options():
     flags, keys = options.cli_flags(), options.macro_keys()
     for key, flag in pairs:
         assert flags[flag] == keys[key], (key, flag)
-    bools = {k for k, name in keys.items() if name == "confidence"}
+    bools = {k for k, name in keys.items() if name in ("confidence", "auto")}
     assert {k for k, _ in pairs} | bools == set(keys), "every option key reaches the command line"
     assert '"skip_confidence"' in JAVA and '"--no-confidence"' in JAVA
+    assert '"auto"' in JAVA and '"--auto"' in JAVA
 
 
 def test_every_option_is_on_the_command_line_with_its_help():

@@ -75,7 +75,9 @@ def _warn_json(msg: str) -> None:
 def _args_reconstruct(p: argparse.ArgumentParser) -> None:
     from . import options
 
-    p.add_argument("table", help="ThunderSTORM CSV (x/y in nm, µm or px) or a plain frame,x,y CSV in nm")
+    p.add_argument("table", help="localization table: ThunderSTORM CSV (x/y in nm, µm or px; a plain "
+                                 "frame,x,y CSV is nm), Picasso/DECODE/SMAP HDF5 or CSV, ShareLoc .smlm, "
+                                 "any CSV with --columns; or a map stack (TIFF T x H x W)")
     p.add_argument("-o", "--output", required=True, help="output hyperstack (.tif)")
     options.add_arguments(p)  # every reconstruction option, from dblink.options
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -430,6 +432,39 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _args_suggest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", help="a localization table (ThunderSTORM, Picasso, DECODE, SMAP, .smlm "
+                                 "or any CSV with --columns)")
+    p.add_argument("--model", metavar="NAME|FILE",
+                   help="keep this model (default: chosen from the structure's shape)")
+    p.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm "
+                   "(tables in px)")
+    p.add_argument("--columns", metavar="SPEC", help="frame=F,x=X,y=Y[,uncertainty=U][,unit=nm|um|px]"
+                   "[,base=0|1] for a CSV of any other tool")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where the network will run (the stride depends on it)")
+    p.add_argument("--json", action="store_true", help="the measures and the suggestion as JSON")
+
+
+def _cmd_suggest(a: argparse.Namespace) -> int:
+    from .formats import read_table
+    from .suggest import suggest
+
+    if a.camera_pixel is not None and not (a.camera_pixel > 0 and a.camera_pixel < float("inf")):
+        raise DBlinkError(f"--camera-pixel must be a positive number of nm, got {a.camera_pixel:g}")
+    notes: list[str] = []
+    locs = read_table(a.table, a.camera_pixel, warn=notes.append, columns=a.columns)
+    sug = suggest(locs, model=a.model, device=a.device)
+    if a.json:
+        print(json.dumps({"options": sug.options, "reasons": sug.reasons,
+                          "measures": sug.measures.to_dict(), "notes": notes + sug.notes}))
+    else:
+        for n in notes:
+            print(f"dblink: note: {_one_line(n)}", file=sys.stderr)
+        print(sug.report())
+    return 0
+
+
 def _args_preview(p: argparse.ArgumentParser) -> None:
     p.add_argument("hyperstack", help="a TIFF written by dblink reconstruct")
     p.add_argument("-o", "--output", help="output prefix (default: next to the TIFF)")
@@ -594,6 +629,11 @@ COMMANDS = {
                         "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
                         "Prints the resolution in nm and writes a PNG plot.")),
     "models": (_args_models, _cmd_models, dict(help="list the bundled models")),
+    "suggest": (_args_suggest, _cmd_suggest, dict(help="measure a table (density, precision, motion, "
+                                                  "shape) and propose frames per step, window, stride "
+                                                  "and model", description="Measure a localization "
+                                                  "table and propose reconstruction settings, with "
+                                                  "the reasons; dblink reconstruct --auto uses them.")),
 }
 
 

@@ -255,6 +255,9 @@ def evaluate_domains(model: LoadedModel, names: list[str], folder: str | Path, n
             "model": {k: mean("model", k) for k in ("fidelity", "hallucination", "f1", "f1_best")},
             "baseline": {k: mean("baseline_best", k) for k in ("fidelity", "hallucination", "f1")},
             "baseline_windows": [r["baseline_best"]["window"] for r in per],
+            # per movie, for paired comparisons of two models on the same seeds
+            "movies_f1": [float(r["model"]["f1"]) for r in per],
+            "movies_baseline_f1": [float(r["baseline_best"]["f1"]) for r in per],
             "seconds": float(sum(r["seconds"] for r in per)),
         })
     return rows

@@ -89,6 +89,15 @@ def _check_memory(v: int) -> str | None:
     return None if 1 <= v <= 2**60 else "must be between 1 byte and 1 EiB"
 
 
+def _check_columns(v: str) -> str | None:
+    from .formats import parse_columns
+    try:
+        parse_columns(v)
+    except DBlinkError as exc:
+        return str(exc).removeprefix("--columns").lstrip(":").strip()
+    return None
+
+
 def _int(text: str) -> int:
     v = float(text)
     if not v.is_integer():
@@ -103,8 +112,12 @@ class ReconstructOptions:
 
     model: str = option("filaments", "bundled model name (dblink models) or a .pt model file",
                         metavar="NAME|FILE")
-    pixel_size: float | None = option(None, "render pixel size in nm", kind=float, metavar="NM",
-                                      check=_positive, zero_default=True, default_help="the model's")
+    auto: bool = option(False, "choose model, frames per step, window and stride from the data "
+                        "(as dblink suggest) where they are left at their defaults", kind=bool)
+    pixel_size: float | None = option(None, "render pixel size in nm (for a map stack: its pixel "
+                                      "size, else from the TIFF calibration)", kind=float,
+                                      metavar="NM", check=_positive, zero_default=True,
+                                      default_help="the model's")
     frames_per_step: int | None = option(None, "raw frames summed per output time point", kind=int,
                                          metavar="S", check=_at_least(1),
                                          zero_default=True, default_help="the model's")
@@ -114,6 +127,10 @@ class ReconstructOptions:
     camera_pixel: float | None = option(None, "camera pixel size in nm (needed for tables in px)",
                                         kind=float, metavar="NM", check=_positive,
                                         zero_default=True, default_help="none")
+    columns: str | None = option(None, "a CSV of any other tool: its frame, x, y (and uncertainty) "
+                                 "columns, unit and first frame, e.g. frame=Frame,x=X,y=Y,unit=px,"
+                                 "base=0", metavar="SPEC", check=_check_columns,
+                                 default_help="found by the file's format")
     first_frame: int = option(1, "first raw frame of step 0 (1-based)", kind=int, metavar="F",
                               check=_at_least(1))
     last_frame: int | None = option(None, "last raw frame used (1-based); later ones are left out",

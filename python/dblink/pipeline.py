@@ -31,7 +31,8 @@ from .options import ReconstructOptions
 from .progress import ProgressSpec
 from .render import Grid, RenderResult, StepRenderer, n_steps_for, render
 from .sinks import ArraySink, Layout, Sink, TiffSink
-from .tables import Localizations, read_localizations
+from .formats import MapStack, read_input
+from .tables import Localizations, read_localizations  # noqa: F401 (the API's table reader)
 from .tiling import DEFAULT_HALO, receptive_radius, sparse_tile, tile_align
 
 if TYPE_CHECKING:  # torch is imported only when a model is needed, so table errors come fast
@@ -148,12 +149,16 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
         warn(msg)
 
     t_read = time.perf_counter()
-    locs = table if isinstance(table, Localizations) else read_localizations(table, o.camera_pixel,
-                                                                             warn=note)
+    # any supported format (dblink.formats); a map stack (TIFF) bypasses rendering
+    locs = table if isinstance(table, (Localizations, MapStack)) else read_input(
+        table, o.camera_pixel, warn=note, columns=o.columns, pixel_size=o.pixel_size)
     if o.last_frame is not None:
         if o.last_frame < o.first_frame:
             raise DBlinkError(f"--last-frame {o.last_frame} is before --first-frame {o.first_frame}")
-        locs = _frames_until(locs, o.last_frame)
+        locs = locs.until(o.last_frame) if isinstance(locs, MapStack) else _frames_until(locs, o.last_frame)
+    if o.auto:  # issue 16: settings left at their defaults are chosen from the data
+        from .suggest import apply_auto
+        o = apply_auto(locs, o, note, keep_model=model.name if model is not None else None)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model: after the table is readable
     from .engine import CPU_BATCH
@@ -162,10 +167,13 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     lm = model if model is not None else load_model(o.model)
     t_load = time.perf_counter() - t_load
     px = o.pixel_size if o.pixel_size is not None else float(lm.pixel_size)
+    if isinstance(locs, MapStack):
+        px = locs.pixel_size  # the maps' own grid (TIFF calibration or --pixel-size)
     S = o.frames_per_step if o.frames_per_step is not None else int(lm.frames_per_step)
     W = o.window if o.window is not None else int(lm.window)
     limit = default_max_memory() if o.max_memory is None else o.max_memory
-    grid = Grid.around(locs, px) if o.roi is None else Grid(*o.roi, px)
+    grid = (Grid(*o.roi, px) if o.roi is not None else
+            locs.grid() if isinstance(locs, MapStack) else Grid.around(locs, px))
     T = n_steps_for(locs, S, o.first_frame)
     if T == 0:
         raise DBlinkError(f"{locs.source}: no localizations from --first-frame {o.first_frame} on "
@@ -186,7 +194,8 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
         decoded = o.stride * (3 if o.confidence else 1)
         per_px = network_bytes_per_px(arch, hp, W, o.batch or CPU_BATCH, decoded, o.stride)
         tile = auto_tile(H, Wd, per_px, limit // 4, halo)
-    if tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS:
+    if tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS and \
+            isinstance(locs, Localizations):
         # a sparse field: tiles whose input never holds a localization are skipped for free
         tile, sparse_cost = sparse_tile(_occupancy(locs, grid), halo, tile_align(arch))
     params = {
@@ -278,7 +287,9 @@ def reconstruct(table: str | Path | Localizations, sink: Sink,
                           f"more --frames-per-step or a larger --max-memory")
     sink.check(layout)
     t_render = time.perf_counter()
-    steps = StepRenderer(job.locs, job.grid, job.frames_per_step, opts.first_frame, T)
+    steps = (job.locs.steps(job.grid, job.frames_per_step, opts.first_frame, T)
+             if isinstance(job.locs, MapStack) else
+             StepRenderer(job.locs, job.grid, job.frames_per_step, opts.first_frame, T))
     t_render = time.perf_counter() - t_render
     job.check_counts(steps.n_inside, steps.n_outside_roi)
     stats: dict = {}
@@ -326,6 +337,12 @@ class Result:
     def rendered(self) -> RenderResult:
         """The localization-map video (T, H, W) the network saw (rendered again on demand)."""
         j = self.job
+        if isinstance(j.locs, MapStack):  # the maps' steps, as the engine got them
+            src = j.locs.steps(j.grid, j.frames_per_step, j.options.first_frame, j.n_steps)
+            return RenderResult(video=src(0, j.n_steps), grid=j.grid,
+                                frames_per_step=j.frames_per_step,
+                                first_frame=j.options.first_frame, n_inside=src.n_inside,
+                                n_outside_roi=src.n_outside_roi, n_outside_time=0)
         return render(j.locs, j.grid, j.frames_per_step, first_frame=j.options.first_frame,
                       n_steps=j.n_steps, max_bytes=j.limit)
 

@@ -42,6 +42,40 @@ _SPACE_LINE = re.compile(rb"(?m)^[ \t\f\v]+(?=\r?$)")
 _USED = ("frame", "x", "y", "uncertainty_xy", "uncertainty")
 
 
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Which columns of a CSV are frame, x, y (and uncertainty), in which unit, from which frame.
+
+    The default is ThunderSTORM's: columns named ``frame``, ``x``, ``y`` (``uncertainty_xy`` or
+    ``uncertainty``), units from the headers' brackets, frames 1-based. Other tools' CSV exports
+    (DECODE, SMAP, any table through ``--columns``) are read with their own spec.
+
+    Attributes:
+        frame, x, y: header names (case-insensitive; the name without its ``[unit]``, or the whole
+            label).
+        uncertainty: names tried in turn for the lateral uncertainty column (none found: no
+            uncertainty).
+        unit: the unit of x, y and the uncertainty (``nm``, ``um``/``µm``, ``px``) when the headers
+            carry none; None: from the headers, plain columns are nm.
+        frame_base: the number of the first raw frame in the file (0 or 1); frames are returned
+            1-based.
+        skip_comments: leading lines starting with ``#`` come before the header (DECODE's).
+        name: the format's name, for messages.
+    """
+
+    frame: str = "frame"
+    x: str = "x"
+    y: str = "y"
+    uncertainty: tuple = ("uncertainty_xy", "uncertainty")
+    unit: str | None = None
+    frame_base: int = 1
+    skip_comments: bool = False
+    name: str = "ThunderSTORM"
+
+
+THUNDERSTORM = ColumnSpec()
+
+
 @dataclass
 class Localizations:
     """A localization table: one row per localization.
@@ -142,19 +176,20 @@ def _label(col: tuple[str, str | None]) -> str:
     return f"{col[0]} [{col[1]}]" if col[1] is not None else col[0]
 
 
-def _unit_scale(unit: str | None, column: str, camera_pixel: float | None, path: str) -> float:
+def _unit_scale(unit: str | None, column: str, camera_pixel: float | None, path: str,
+                header_line: int = 1) -> float:
     """nm per unit of a coordinate column (``None``: a plain column, taken as nm)."""
     if unit is None:
         return 1.0  # plain frame,x,y tables are in nm (documented)
     u = unit.lower().replace("μ", "µ")
     if u not in LENGTH_UNITS:
-        raise DBlinkError(f"{path}: line 1: column '{column} [{unit}]' has an unknown unit "
-                          f"(expected nm, µm/um or px)")
+        raise DBlinkError(f"{path}: line {header_line}: column '{column} [{unit}]' has an unknown "
+                          f"unit (expected nm, µm/um or px)")
     scale = LENGTH_UNITS[u]
     if scale is None:  # camera pixels
         if camera_pixel is None:
-            raise DBlinkError(f"{path}: line 1: column '{column} [{unit}]' is in camera pixels; "
-                              f"give the camera pixel size with --camera-pixel NM")
+            raise DBlinkError(f"{path}: line {header_line}: column '{column} [{unit}]' is in camera "
+                              f"pixels; give the camera pixel size with --camera-pixel NM")
         if not (camera_pixel > 0 and math.isfinite(camera_pixel)):
             raise DBlinkError(f"--camera-pixel must be a positive number of nm, got {camera_pixel}")
         scale = float(camera_pixel)
@@ -239,7 +274,8 @@ def _row_line(block: bytes, first_line: int, row: int) -> tuple[int, str]:
 
 @path_errors
 def read_localizations(path: str | os.PathLike, camera_pixel: float | None = None,
-                       warn: Callable[[str], None] | None = None) -> Localizations:
+                       warn: Callable[[str], None] | None = None, *,
+                       spec: ColumnSpec = THUNDERSTORM) -> Localizations:
     """Read a ThunderSTORM CSV export (or a plain ``frame,x,y`` CSV in nm).
 
     Columns are found by header name and unit, in any order; quoted or unquoted labels; the ``id``,
@@ -258,6 +294,8 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         camera_pixel: nm per camera pixel, needed for tables in ``px``.
         warn: called with a one-line message for things worth knowing (a truncated last line);
             default: :func:`warnings.warn`.
+        spec: which columns to read, their unit and frame base (default: ThunderSTORM's names;
+            :mod:`dblink.formats` passes DECODE's, SMAP's and ``--columns``).
 
     Raises:
         DBlinkError: with a one-line message naming the file, the line (and column) and what is wrong.
@@ -285,11 +323,17 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         if not head.strip():
             raise DBlinkError(f"{path}: empty file (expected a ThunderSTORM CSV header)")
         _check_text(path, head[:8192])
-        nl = head.find(b"\n")
+        pos, hl = 0, 1  # where the header starts; its line number
+        while spec.skip_comments:
+            eol = head.find(b"\n", pos)
+            if eol < 0 or not head[pos:eol].lstrip().startswith(b"#"):
+                break
+            pos, hl = eol + 1, hl + 1
+        nl = head.find(b"\n", pos)
         if nl < 0 and len(head) == _MAX_HEADER_BYTES:
-            raise DBlinkError(f"{path}: line 1 is longer than {_MAX_HEADER_BYTES // 2**20} MiB; "
+            raise DBlinkError(f"{path}: line {hl} is longer than {_MAX_HEADER_BYTES // 2**20} MiB; "
                               f"not a CSV table")
-        header_bytes = head[:nl] if nl >= 0 else head
+        header_bytes = head[pos:nl] if nl >= 0 else head[pos:]
         if b"\r" in header_bytes.rstrip(b"\r"):
             raise DBlinkError(f"{path}: lines end with a bare CR (classic Mac); save the table "
                               f"with LF or CRLF line endings")
@@ -299,30 +343,43 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
             header = header_bytes.decode("latin-1")  # e.g. 'x [µm]' written by a Latin-1 tool
         header = header.rstrip("\r\n")
         if not header.strip():
-            raise DBlinkError(f"{path}: line 1 is empty (expected a ThunderSTORM CSV header)")
+            raise DBlinkError(f"{path}: line {hl} is empty (expected a {spec.name} CSV header)")
         try:
             delimiter, cols = _choose_delimiter(header)
         except _RowError as exc:
-            raise DBlinkError(f"{path}: line 1: {exc}") from None
+            raise DBlinkError(f"{path}: line {hl}: {exc}") from None
         names = [c[0] for c in cols]
-        for key in _USED:
-            where = [i for i, n in enumerate(names) if n == key]
-            if len(where) > 1:
-                raise DBlinkError(f"{path}: line 1: {len(where)} columns are named '{key}' "
-                                  f"({', '.join(repr(_label(cols[i])) for i in where)}, columns "
-                                  f"{', '.join(str(i + 1) for i in where)}); keep only one")
+
+        def where(key: str) -> list[int]:
+            k = key.strip().lower()
+            return [i for i, c in enumerate(cols) if c[0] == k or _label(c).lower() == k]
+
+        roles = {"frame": spec.frame, "x": spec.x, "y": spec.y}
+        for key in [*roles.values(), *spec.uncertainty]:
+            at = where(key)
+            if len(at) > 1:
+                raise DBlinkError(f"{path}: line {hl}: {len(at)} columns are named '{key}' "
+                                  f"({', '.join(repr(_label(cols[i])) for i in at)}, columns "
+                                  f"{', '.join(str(i + 1) for i in at)}); keep only one")
         wanted = {}
-        for key in ("frame", "x", "y"):
-            if key not in names:
+        for role, key in roles.items():
+            if not where(key):
                 found = ", ".join(repr(_label(c)) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
-                raise DBlinkError(f"{path}: line 1: no '{key}' column in the header (found: {found})")
-            wanted[key] = names.index(key)
-        unc_idx = next((names.index(k) for k in ("uncertainty_xy", "uncertainty") if k in names), None)
+                what = f"'{key}'" if key == role else f"'{key}' ({role})"
+                raise DBlinkError(f"{path}: line {hl}: no {what} column in the header (found: {found})")
+            wanted[role] = where(key)[0]
+        unc_idx = next((where(k)[0] for k in spec.uncertainty if where(k)), None)
         usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
         labels = [_label(cols[i]) for i in usecols]
-        sx = _unit_scale(cols[wanted["x"]][1], "x", camera_pixel, path)
-        sy = _unit_scale(cols[wanted["y"]][1], "y", camera_pixel, path)
-        su = _unit_scale(cols[unc_idx][1], names[unc_idx], camera_pixel, path) if unc_idx is not None else 1.0
+
+        def unit_of(i: int) -> str | None:
+            return cols[i][1] if cols[i][1] is not None else spec.unit
+
+        sx = _unit_scale(unit_of(wanted["x"]), names[wanted["x"]], camera_pixel, path, hl)
+        sy = _unit_scale(unit_of(wanted["y"]), names[wanted["y"]], camera_pixel, path, hl)
+        su = (_unit_scale(unit_of(unc_idx), names[unc_idx], camera_pixel, path, hl)
+              if unc_idx is not None else 1.0)
+        base = int(spec.frame_base)
 
         # capacity: one row per remaining line (counted in a fast pass over the bytes)
         start = fh.tell() + (nl + 1 if nl >= 0 else len(head))
@@ -347,7 +404,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         y = np.empty(capacity, dtype=np.float64)
         unc = np.empty(capacity, dtype=np.float64) if unc_idx is not None else None
         n = 0
-        line = 2  # number of the first line of the current block
+        line = hl + 1  # number of the first line of the current block
         leftover = b""
         last_fields = len(cols)
 
@@ -387,13 +444,15 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
                                   f"columns ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
             m = data.shape[0]
             f = data[:, 0]
-            bad = ~((f >= 1) & (f <= MAX_FRAME) & (f == np.floor(f)))
+            bad = ~((f >= base) & (f <= MAX_FRAME) & (f == np.floor(f)))
             if bad.any():
                 lineno, text = _row_line(block, line, int(np.flatnonzero(bad)[0]))
                 value = _fields(path, lineno, text, delimiter)[usecols[0]].strip()
                 raise DBlinkError(f"{path}: line {lineno}, column {usecols[0] + 1} ('{labels[0]}'): "
-                                  f"frame {value!r} is not a whole number from 1 to 2^53 "
-                                  f"(ThunderSTORM frames are 1-based)")
+                                  f"frame {value!r} is not a whole number from {base} to 2^53 "
+                                  f"({spec.name} frames are {base}-based)")
+            if base != 1:
+                f = f + (1 - base)
             with np.errstate(over="ignore"):
                 xs, ys = data[:, 1] * sx, data[:, 2] * sy
             bad = ~(np.isfinite(xs) & np.isfinite(ys))
@@ -451,7 +510,7 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
     if n < capacity:
         frame, x, y = frame[:n].copy(), x[:n].copy(), y[:n].copy()
         unc = unc[:n].copy() if unc is not None else None
-    units = {"x": cols[wanted["x"]][1] or "nm", "y": cols[wanted["y"]][1] or "nm"}
+    units = {"x": unit_of(wanted["x"]) or "nm", "y": unit_of(wanted["y"]) or "nm"}
     return Localizations(frame=frame, x=x, y=y, uncertainty=unc, source=path, units=units)
 
 

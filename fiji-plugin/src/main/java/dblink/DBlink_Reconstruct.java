@@ -8,14 +8,20 @@ import ij.Prefs;
 import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.gui.Roi;
+import ij.io.FileInfo;
+import ij.io.FileSaver;
+import ij.io.TiffEncoder;
 import ij.macro.Interpreter;
 import ij.measure.Calibration;
 
 import java.awt.GraphicsEnvironment;
 import java.awt.Rectangle;
 import java.awt.Frame;
+import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
+import java.io.DataOutputStream;
 import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -44,13 +50,16 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
      *  dblink/version.properties; tests/test_version.py checks the copies). */
     public static final String VERSION = readVersion();
     public static final String THUNDERSTORM = "ThunderSTORM results";
+    /** table=[open image]: the active image is a stack of localization maps (e.g. Deep-STORM's
+     *  output), one map per raw frame; it is handed to dblink as a calibrated TIFF. */
+    public static final String OPEN_IMAGE = "open image";
     /** The title of ThunderSTORM's results window. */
     static final String THUNDERSTORM_WINDOW = "ThunderSTORM: results";
     /** The option keys, as recorded by the dialog and read from macro options. */
-    public static final String[] KEYS = {"table", "model", "pixel_size", "frames_per_step", "window",
-        "stride", "roi", "camera_pixel", "first_frame", "last_frame", "device", "batch", "precision",
+    public static final String[] KEYS = {"table", "model", "auto", "pixel_size", "frames_per_step", "window",
+        "stride", "roi", "camera_pixel", "columns", "first_frame", "last_frame", "device", "batch", "precision",
         "tta", "tile", "max_memory", "exposure", "skip_confidence", "show", "save", "python"};
-    static final String[] BOOLEAN_KEYS = {"skip_confidence", "show"};
+    static final String[] BOOLEAN_KEYS = {"auto", "skip_confidence", "show"};
     /** Keys whose value 0 means something (tile=0: never tile); for the others 0 = the default. */
     static final String[] ZERO_KEYS = {"tile"};
     static final String[] DEVICES = {"auto", "cpu", "cuda", "mps"};
@@ -185,8 +194,13 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
     public Map<String, String> dialog() {
         GenericDialog gd = new GenericDialog("DBlink Reconstruct");
         gd.addStringField("Table", Prefs.get("dblink.table", THUNDERSTORM), 40);
-        gd.addMessage("A ThunderSTORM CSV path, or \"" + THUNDERSTORM + "\" for the open results table.");
+        gd.addMessage("A localization file (ThunderSTORM CSV, Picasso/DECODE/SMAP HDF5 or CSV, ShareLoc .smlm,\n"
+            + "a map-stack TIFF), \"" + THUNDERSTORM + "\" for the open results table, or \"" + OPEN_IMAGE + "\"\n"
+            + "for the active image as a stack of localization maps (one per raw frame, e.g. Deep-STORM's).");
         gd.addStringField("Model", Prefs.get("dblink.model", "filaments"), 20);
+        gd.addCheckbox("Auto", false);
+        gd.addMessage("Auto: choose model, frames per step, window and stride from the data (as dblink suggest)\n"
+            + "where they are left at their defaults.");
         gd.addNumericField("Pixel_size", 0, 1, 8, "nm (0 = the model's)");
         gd.addNumericField("Frames_per_step", 0, 0, 8, "raw frames (0 = the model's)");
         gd.addNumericField("Window", 0, 0, 8, "± steps (0 = the model's)");
@@ -197,6 +211,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         gd.addStringField("ROI", "", 30);
         gd.addMessage("ROI: x0,y0,width,height in nm, \"selection\" (of the active image), or empty for all.");
         gd.addNumericField("Camera_pixel", 0, 1, 8, "nm (for tables in px)");
+        gd.addStringField("Columns", "", 30);
+        gd.addMessage("Columns: for a CSV of any other tool, e.g. frame=Frame,x=Xc,y=Yc,unit=nm,base=1 (empty: by format).");
         gd.addNumericField("First_frame", 1, 0, 8, "raw frame of step 1");
         gd.addNumericField("Last_frame", 0, 0, 8, "(0 = the table's last)");
         gd.addChoice("Device", DEVICES, "auto");
@@ -218,12 +234,14 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         Map<String, String> o = new LinkedHashMap<String, String>();
         putString(o, "table", gd.getNextString());
         putString(o, "model", gd.getNextString());
+        if (gd.getNextBoolean()) o.put("auto", "true");
         putNumber(o, "pixel_size", gd.getNextNumber());
         putNumber(o, "frames_per_step", gd.getNextNumber());
         putNumber(o, "window", gd.getNextNumber());
         putString(o, "stride", gd.getNextChoice());
         putString(o, "roi", gd.getNextString());
         putNumber(o, "camera_pixel", gd.getNextNumber());
+        putString(o, "columns", gd.getNextString());
         double first = gd.getNextNumber();
         if (first != 1) putNumber(o, "first_frame", first);
         putNumber(o, "last_frame", gd.getNextNumber());
@@ -286,6 +304,15 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
             source = THUNDERSTORM + (image != null ? " of " + image : "") + (keep ? " (exported to " + exported.getPath() + ")" : "");
             if (keep) IJ.log("DBlink: ThunderSTORM's table kept as " + exported.getPath()
                 + (protocol.isFile() ? " (protocol " + protocol.getName() + ")" : ""));
+        } else if (OPEN_IMAGE.equalsIgnoreCase(table)) {
+            ImagePlus maps = WindowManager.getCurrentImage();
+            if (maps == null)
+                throw new IllegalArgumentException("no open image to use as a map stack (table=[" + OPEN_IMAGE + "])");
+            exported = File.createTempFile("dblink-maps-", ".tif");
+            writeTiff(maps, exported);
+            table = exported.getPath();
+            title = maps.getTitle();
+            source = "map stack " + maps.getTitle();
         } else if (!new File(table).isFile()) {
             throw new IllegalArgumentException("table not found: " + table);
         }
@@ -308,6 +335,20 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
                 if (protocol != null) protocol.delete();
             }
         }
+    }
+
+    /** The image as an ImageJ TIFF with its calibration (pixel size, unit, origin), written without
+     *  touching the image itself (FileSaver would rename its window after the file). */
+    static void writeTiff(ImagePlus imp, File f) throws IOException {
+        if (imp.getStackSize() < 2)
+            throw new IllegalArgumentException("the open image '" + imp.getTitle() + "' is a single plane; "
+                + "a map stack has one localization map per raw frame");
+        FileInfo fi = imp.getFileInfo();
+        fi.description = new FileSaver(imp).getDescriptionString();
+        fi.info = imp.getInfoProperty();
+        if (imp.getStack().isVirtual()) fi.virtualStack = (ij.VirtualStack) imp.getStack();
+        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(new FileOutputStream(f)));
+        try { new TiffEncoder(fi).write(out); } finally { out.close(); }
     }
 
     /** Where ThunderSTORM's table is kept when the result is saved: out.tif -> out.thunderstorm.csv. */
@@ -490,7 +531,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         cmd.add("--overwrite");
         String[][] flags = {{"model", "--model"}, {"pixel_size", "--pixel-size"},
             {"frames_per_step", "--frames-per-step"}, {"window", "--window"}, {"stride", "--stride"},
-            {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"first_frame", "--first-frame"},
+            {"roi", "--roi"}, {"camera_pixel", "--camera-pixel"}, {"columns", "--columns"},
+            {"first_frame", "--first-frame"},
             {"last_frame", "--last-frame"}, {"device", "--device"}, {"batch", "--batch"},
             {"precision", "--precision"}, {"tta", "--tta"}, {"tile", "--tile"},
             {"max_memory", "--max-memory"}, {"exposure", "--exposure"}};
@@ -498,6 +540,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
         if (o.containsKey("skip_confidence")) cmd.add("--no-confidence");
+        if (o.containsKey("auto")) cmd.add("--auto");
         cmd.add("--");  // the table last, after "--": a path starting with "-" is not an option
         cmd.add(o.get("table"));
         return cmd;

@@ -1,0 +1,157 @@
+"""Judge ``dblink suggest`` on simulated movies of known density and speed (issue 16).
+
+For each scenario a movie is simulated with its ground truth at 5 raw frames per step; every
+setting of a small grid (model × frames per step × window) is reconstructed (stride 16, as fast
+as a CPU allows; the README measures the same F1 at strides 1-16) and scored against the ground truth at that finest time resolution (an output step of S
+frames stands for each of its S/5 ground-truth steps). Then ``dblink.suggest.suggest`` runs on the
+table alone, and the F1 of its settings is compared with the best of the grid.
+
+    .venv/bin/python tools/suggest_sweep.py -o suggest_sweep.json          # ~20 min on 2 cores
+    .venv/bin/python tools/suggest_sweep.py --table suggest_sweep.json     # the table again
+
+The README's table is this script's output.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FINE = 5  # raw frames per ground-truth step
+SCENARIOS = {
+    # name: (sample, density per µm² of field per raw frame, drift nm, rotation °, deform nm)
+    "fil-d0.3-slow": ("filaments", 0.3, 200.0, 15.0, 40.0),
+    "fil-d0.1-slow": ("filaments", 0.1, 200.0, 15.0, 40.0),
+    "fil-d0.05-slow": ("filaments", 0.05, 200.0, 15.0, 40.0),
+    "fil-d1.0-slow": ("filaments", 1.0, 200.0, 15.0, 40.0),
+    "fil-d0.3-fast": ("filaments", 0.3, 1500.0, 60.0, 150.0),
+    "fil-d0.1-fast": ("filaments", 0.1, 1500.0, 60.0, 150.0),
+    "fil-d0.3-vfast": ("filaments", 0.3, 4000.0, 120.0, 300.0),
+    "mito-d0.6-slow": ("mitochondria", 0.6, 200.0, 15.0, 40.0),
+}
+MODELS = ("filaments", "mitochondria")
+STEPS = (5, 10, 20)
+WINDOWS = (10, 25)
+#: the whole grid for both models on these; the others: the filament model's grid and the
+#: mitochondria model at its training settings (S = 10, W = 25)
+BOTH_MODELS = ("fil-d0.3-slow", "mito-d0.6-slow")
+STRIDE = 16
+
+
+def simulate(name: str, size: int, frames: int, seed: int):
+    from dblink.simulate import SimConfig, simulate_movie
+
+    sample, density, drift, rot, deform = SCENARIOS[name]
+    cfg = SimConfig(sample=sample, height_px=size, width_px=size, frames_per_step=FINE,
+                    n_steps=frames // FINE, n_structures=4 if sample == "filaments" else 3,
+                    density=density, drift_nm=drift, rotation_deg=rot, deform_nm=deform)
+    return simulate_movie(cfg, seed)
+
+
+def score(sim, model, S: int, W: int) -> dict:
+    from dblink.metrics import evaluate_video
+    from dblink.pipeline import reconstruct_table
+
+    g = sim.grid
+    res = reconstruct_table(sim.locs, model, pixel_size=g.pixel_size, frames_per_step=S,
+                            roi=(g.x0, g.y0, g.width, g.height), window=W, stride=STRIDE,
+                            confidence=False, progress="none", warn=lambda m: None, device="cpu")
+    video = np.repeat(res.reconstruction.video, S // FINE, axis=0)
+    T = min(video.shape[0], sim.gt.shape[0])
+    out = evaluate_video(video[:T], sim.gt[:T])
+    return {"f1": out["f1"], "fidelity": out["fidelity"], "hallucination": out["hallucination"]}
+
+
+def grid_keys(name: str) -> list[tuple[str, int, int]]:
+    """(model, S, W) of the grid of one scenario."""
+    keys = list(itertools.product(["filaments"], STEPS, WINDOWS))
+    if name in BOTH_MODELS or SCENARIOS[name][0] == "mitochondria":
+        keys += list(itertools.product(["mitochondria"], STEPS, WINDOWS))
+    else:
+        keys.append(("mitochondria", 10, 25))
+    return keys
+
+
+def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_only: bool) -> dict:
+    from dblink.export import load_model
+
+    models = {m: load_model(m) for m in MODELS}
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for name in names:
+        t0 = time.time()
+        sim = simulate(name, size, frames, seed)
+        row = results.get(name, {"grid": {}})
+        results[name] = row
+        for m, S, W in grid_keys(name):
+            key = f"{m} S={S} W={W}"
+            if key not in row["grid"]:
+                row["grid"][key] = score(sim, models[m], S, W)
+                out.write_text(json.dumps(results, indent=1))
+        row["localizations"] = len(sim.locs)
+        if grid_only:
+            print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
+            continue
+        from dblink.suggest import suggest
+        sug = suggest(sim.locs, device="cpu")
+        o = sug.options
+        key = f"{o['model']} S={o['frames_per_step']} W={o['window']}"
+        if key not in row["grid"]:
+            row["grid"][key] = score(sim, models[o["model"]], o["frames_per_step"], o["window"])
+        row["suggested"] = key
+        row["measures"] = sug.measures.to_dict()
+        row["localizations"] = len(sim.locs)
+        results[name] = row
+        out.write_text(json.dumps(results, indent=1))
+        print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
+    return results
+
+
+def table(results: dict) -> str:
+    lines = ["| movie | density on structure (/µm²/frame) | structure changes within (frames) | "
+             "suggested | F1 suggested | best of grid | F1 best | gap |",
+             "|---|---:|---:|---|---:|---|---:|---:|"]
+    gaps = []
+    for name, row in results.items():
+        grid = {k: v for k, v in row["grid"].items()}
+        best = max(grid, key=lambda k: grid[k]["f1"])
+        s = row["suggested"]
+        gap = grid[best]["f1"] - grid[s]["f1"]
+        gaps.append(gap)
+        m = row["measures"]
+        tau = m["motion_frames"]
+        tau = "—" if tau is None or tau == float("inf") else f"{tau:.0f}"
+        lines.append(f"| {name} | {m['density_structure']:.2f} | {tau} | {s} | "
+                     f"{grid[s]['f1']:.3f} | {best} | {grid[best]['f1']:.3f} | {gap:.3f} |")
+    lines.append(f"\nlargest gap {max(gaps):.3f}; suggestion within 0.01 of the best in "
+                 f"{sum(g <= 0.01 for g in gaps)} of {len(gaps)} movies")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-o", "--output", default="suggest_sweep.json")
+    p.add_argument("--table", help="print the table of an earlier run and exit")
+    p.add_argument("--size", type=int, default=64, help="field in 40 nm pixels (default 64)")
+    p.add_argument("--frames", type=int, default=1000, help="raw frames (default 1000)")
+    p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--only", nargs="*", default=list(SCENARIOS))
+    p.add_argument("--grid-only", action="store_true", help="only the grid (no suggestion)")
+    a = p.parse_args()
+    if a.table:
+        print(table(json.loads(Path(a.table).read_text())))
+        return 0
+    import torch
+    torch.set_num_threads(2)
+    res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only)
+    if not a.grid_only:
+        print(table(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
