@@ -112,6 +112,66 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
     return 0
 
 
+def _args_batch(p: argparse.ArgumentParser) -> None:
+    from . import options
+    from .batch import SUMMARY_NAME, TABLE_SUFFIXES
+
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=f"tables, folders (their {', '.join(TABLE_SUFFIXES)} files) or globs "
+                        f"(quoted; ** is recursive)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="output folder: one hyperstack OUT_DIR/NAME.tif per input")
+    options.add_arguments(p)  # every reconstruction option, as for reconstruct
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="Dask worker processes of an embedded local cluster; 0 = one file after "
+                        "another in this process (default: one per GPU, else 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://host:8786 (README: SLURM)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo inputs whose output exists (default: skip them, so a stopped run resumes)")
+    p.add_argument("--summary", metavar="CSV", help=f"summary table (default: OUT_DIR/{SUMMARY_NAME})")
+    p.add_argument("--macro-options", metavar="TEXT",
+                   help="options as Fiji macro keys, e.g. \"model=filaments stride=auto workers=2\" "
+                        "(for macros/dblink_batch.ijm; flags given as well take precedence)")
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"],
+                   help="bars over files and steps, JSON lines on stdout, or quiet")
+
+
+def _cmd_batch(a: argparse.Namespace) -> int:
+    from .batch import macro_options, run_batch
+    from .options import ReconstructOptions, from_args
+
+    try:
+        opts = from_args(a)
+        if a.macro_options:  # the Fiji macro's keys; flags given as well take precedence
+            base, keys = macro_options(a.macro_options)
+            opts = ReconstructOptions.make(base, **opts.changed())
+            a.workers = a.workers if a.workers is not None else keys.get("workers")
+            a.scheduler = a.scheduler or keys.get("scheduler")
+            a.overwrite = a.overwrite or keys.get("overwrite", False)
+        if a.scheduler is not None and a.workers is not None:
+            raise DBlinkError("give --workers (an embedded cluster) or --scheduler (an existing one), not both")
+        warn = _warn_json if a.progress == "json" else (lambda m: print(f"dblink: warning: {m}", file=sys.stderr))
+        res = run_batch(a.inputs, a.output, opts, workers=a.workers, scheduler=a.scheduler,
+                        overwrite=a.overwrite, progress=a.progress, summary=a.summary, warn=warn)
+    except DBlinkError as exc:
+        if a.progress == "json":  # where only stdout is read (an ImageJ macro's exec)
+            from .progress import emit
+            emit({"event": "error", "message": _one_line(str(exc))})
+        raise
+    n, done, skipped, failed = len(res.rows), res.count("done"), res.count("skipped"), res.count("failed")
+    if a.progress == "json":
+        from .progress import emit
+        emit({"event": "done", "files": n, "written": done, "skipped": skipped, "failed": failed,
+              "summary": str(res.summary), "seconds": round(res.seconds, 2), "where": res.where})
+    else:
+        print(f"dblink batch: {done} written, {skipped} skipped (done before), {failed} failed, of "
+              f"{n} in {res.seconds:.1f} s on {res.where}; summary {res.summary}", file=sys.stderr)
+    if failed:
+        raise DBlinkError(f"{failed} of {n} inputs failed (reasons in {res.summary})")
+    return 0
+
+
 def _args_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("sample", choices=["filaments", "mitochondria"])
     p.add_argument("-o", "--output", required=True, help="output folder (locs.csv, gt.tif, sim.json)")
@@ -608,6 +668,10 @@ COMMANDS = {
     "train": (_args_train, _cmd_train, dict(help="train a model on simulated movies", description="Train a DBlink network on movies simulated on the fly.")),
     "reconstruct": (_args_reconstruct, _cmd_reconstruct, dict(help="reconstruct a super-resolved video from a localization table", description="Render a ThunderSTORM table into localization maps and reconstruct "
                        "a super-resolved video (ImageJ hyperstack: reconstruction + confidence).")),
+    "batch": (_args_batch, _cmd_batch, dict(help="reconstruct many tables (files, folders, globs) on Dask, resumable", description="One hyperstack per input table, with the options of "
+                  "reconstruct, on an embedded Dask cluster, an existing one (--scheduler) or in this "
+                  "process (--workers 0). Existing outputs are skipped, so a stopped run resumes; a "
+                  "failing input is reported in the summary CSV and does not stop the others.")),
     "simulate": (_args_simulate, _cmd_simulate, dict(help="simulate a movie: ThunderSTORM-style CSV + ground truth", description="Simulate blinking localizations on moving structures.")),
     "export": (_args_export, _cmd_export, dict(help="export a training checkpoint as a TorchScript model file, "
                        "or a model as a bioimage.io package", description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
