@@ -152,10 +152,13 @@ def test_bench_precisions_and_no_reference():
     from dblink.bench import format_rows, run_bench
 
     rows = run_bench("compact", size=16, steps=8, window=2, strides=(1,), device="cpu",
-                     ref_frames=1, precisions=("fp32", "bf16"), hidden=4)
+                     ref_frames=3, precisions=("fp32", "bf16"), hidden=4, end_to_end=True)
     assert [r["mode"] for r in rows] == ["reference loop", "engine stride 1 (exact)",
-                                         "engine stride 1 (exact) bf16"]
+                                         "engine stride 1 (exact) bf16",
+                                         "CLI end to end stride 1 (exact)"]
     assert rows[1]["max_abs_diff"] < 1e-5 < rows[2]["max_abs_diff"] < 0.05
+    # the command line, on the same data written as a table, computes what the reference does
+    assert rows[3]["max_abs_diff"] < 1e-5 and rows[3]["peak_mb"] > 50
     rows = run_bench("compact", size=16, steps=8, window=2, strides=(2,), device="cpu",
                      ref_frames=0, hidden=4)
     assert [r["mode"] for r in rows] == ["engine stride 2"] and rows[0]["speedup"] is None

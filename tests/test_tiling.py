@@ -133,10 +133,38 @@ def test_stream_writer_is_byte_identical_and_atomic(tmp_path):
 
 
 def test_network_memory_estimate_counts_the_strided_window():
-    from dblink.memory import network_bytes_per_px
+    from dblink.memory import network_bytes
 
     hp = {"hidden": 4, "encoder": 4, "decoder": 4, "skip": 2}
-    one = network_bytes_per_px("compact", hp, 25, 4, 3)
-    assert network_bytes_per_px("compact", hp, 25, 4, 3, stride=1) == one
-    # stride 32: windows of 2·25 + 32 steps instead of 51
-    assert network_bytes_per_px("compact", hp, 25, 4, 3, stride=32) > one * 1.5
+    one = network_bytes("compact", hp, 51, 3, 64 * 64)
+    assert network_bytes("compact", hp, 51, 3, 64 * 64, batch=4) == 4 * one
+    # stride 32: windows of 2·25 + 32 steps instead of 51, 96 decoded steps instead of 3
+    assert network_bytes("compact", hp, 82, 96, 64 * 64) > one * 1.5
+
+
+def test_only_interior_windows_share_a_network_call():
+    from dblink.memory import largest_batch
+    from dblink.windows import iter_batches, iter_windows
+
+    for T, W, K in [(40, 10, 8), (40, 10, 1), (64, 25, 10), (300, 25, 8), (12, 25, 1), (51, 25, 1)]:
+        real = max(len(b) for b in iter_batches(iter_windows(T, W, K, True), 4))
+        assert largest_batch(T, W, K, 4) == real, (T, W, K)
+
+
+def test_tiles_only_when_the_whole_field_does_not_fit():
+    from dblink.memory import network_bytes, plan_memory
+
+    hp = {"hidden": 24, "encoder": 16, "decoder": 16, "skip": 8}
+    args = ("compact", hp, 200, 250, 250, 25, 8, True)
+    roomy = plan_memory(*args, limit=10 * 2**30)
+    assert roomy.tile is None and roomy.batch == 4 and roomy.halo_cost == 0  # E. coli 10 µm at 40 nm
+    one_window = network_bytes("compact", hp, 58, 24, 250 * 250)
+    tight = plan_memory(*args, limit=roomy.arrays + 2 * one_window)
+    assert tight.tile is None and tight.batch == 1  # fewer windows per call before any tile
+    tiled = plan_memory(*args, limit=roomy.arrays + one_window // 2)
+    assert tiled.tile is not None and tiled.total <= roomy.arrays + one_window // 2
+    assert tiled.halo_cost > 0
+    assert plan_memory(*args, limit=2**20).total > 2**20  # nothing fits: the caller refuses
+    assert plan_memory(*args, limit=2**20, tile=0).tile is None  # --tile 0: never
+    assert plan_memory(*args, limit=10 * 2**30, tile=64).tile == 64
+    assert plan_memory(*args, limit=10 * 2**30, batch=2).batch == 2

@@ -3,7 +3,12 @@
 The reference loop (:func:`reference_loop`) runs, for every output step, the
 whole network on the ±W window and decodes every step of it, keeping the centre — the original
 algorithm, in the default memory layout as the original code. It is timed on a few output steps
-(it is slow by design) and reported per output frame; each engine mode runs on the whole movie.
+spread evenly over the movie (edge windows, which are shorter, included; it is slow by design) and
+reported per output frame; each engine mode runs on the whole movie. With ``end_to_end`` each
+stride also runs as users run it: ``dblink reconstruct`` in a new process on the same data written
+as a localization table, with the default options (confidence on, automatic tiles and batch), timed
+from the process's start to its exit (importing PyTorch, loading the model, reading the table,
+writing the TIFF included), its peak memory measured by the operating system.
 Exact mode's output is compared with the reference on the steps both computed: the maximum
 absolute difference, and that difference relative to the reference's largest |value|.
 With ``--precision bf16`` (or fp16) the engine runs under autocast; its exact-mode difference is
@@ -11,16 +16,20 @@ then the precision's error (the reference always runs in float32).
 """
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .engine import _normalize_frames, check_precision, infer, pick_device
 from .errors import DBlinkError
-from .model import build_model, count_parameters
+from .model import build_model, count_parameters, model_hparams
 
 
 def reference_loop(video: np.ndarray, module: torch.nn.Module, window: int,
@@ -58,16 +67,21 @@ def _sync(dev: torch.device) -> None:
 
 
 def synthetic_video(steps: int, size: int, seed: int = 0) -> np.ndarray:
-    """Sparse localization counts (about 0.3 per µm² per raw frame at 40 nm, 10 frames/step)."""
+    """Sparse localization counts (about 0.3 per µm² per raw frame at 40 nm, 10 frames/step), at
+    least one in the last step (so that the movie written as a table has all its steps)."""
     rng = np.random.default_rng(seed)
-    return rng.poisson(0.005, size=(steps, size, size)).astype(np.float32)
+    video = rng.poisson(0.005, size=(steps, size, size)).astype(np.float32)
+    video[-1, size // 2, size // 2] += 1
+    return video
 
 
 def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int = 25,
               strides: tuple[int, ...] = (1, 4, 8), device: str = "auto", batch: int | None = None,
-              ref_frames: int = 2, confidence: bool = False, seed: int = 0,
-              precisions: tuple[str, ...] = ("fp32",), hidden: int | None = None) -> list[dict]:
-    """Time the reference loop and the engine (each stride × precision); one row per mode."""
+              ref_frames: int = 4, confidence: bool = False, seed: int = 0,
+              precisions: tuple[str, ...] = ("fp32",), hidden: int | None = None,
+              end_to_end: bool = False) -> list[dict]:
+    """Time the reference loop and the engine (each stride × precision), and with ``end_to_end``
+    the command line on the same data (each stride); one row per mode."""
     for p in precisions:
         check_precision(p)
     if size < 8 or steps < 1 or window < 0 or ref_frames < 0 or min(strides) < 1:
@@ -81,9 +95,9 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
         net.channels_last_head = False
     video = synthetic_video(steps, size, seed)
     rows = []
-    # the reference on a few centre steps (full windows), timed per output frame
-    centre = steps // 2
-    ref_idx = list(range(centre, min(steps, centre + ref_frames)))
+    # the reference on a few steps spread over the movie (edge windows too), per output frame
+    ref_idx = sorted({min(steps - 1, int((i + 0.5) * steps / ref_frames))
+                      for i in range(ref_frames)})
     x = torch.from_numpy(video)
     ref = {}
     with torch.inference_mode():
@@ -121,11 +135,80 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
                          "peak_mb": _peak_mb(dev), "max_abs_diff": diff,
                          "rel_diff": None if diff is None else diff / scale,
                          "batch": rec.batch, "precision": p})
+    if end_to_end:
+        hp = model_hparams(arch, **({"hidden": hidden} if hidden else {}))
+        rows += _end_to_end(scripted, arch, hp, video, window, strides, device, ref, ref_s, scale)
     meta = {"arch": arch, "parameters": count_parameters(net), "size": size, "steps": steps,
             "window": window, "device": str(dev), "threads": torch.get_num_threads(),
             "confidence": confidence, "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda"
             else None}
     return [dict(r, **meta) for r in rows]
+
+
+def video_table(video: np.ndarray, path: Path, pixel_size: float = 40.0, frames_per_step: int = 10,
+                seed: int = 0) -> Path:
+    """Write a localization table (ThunderSTORM CSV, nm) that renders back to ``video`` (counts per
+    step and pixel): each count becomes one localization at a random place inside its pixel, in a
+    random raw frame of its step."""
+    rng = np.random.default_rng(seed)
+    t, r, c = np.nonzero(video)
+    n = video[t, r, c].astype(np.int64)
+    t, r, c = (np.repeat(a, n) for a in (t, r, c))
+    frame = t * frames_per_step + 1 + rng.integers(0, frames_per_step, len(t))
+    x = (c + rng.uniform(0.05, 0.95, len(c))) * pixel_size
+    y = (r + rng.uniform(0.05, 0.95, len(r))) * pixel_size
+    order = np.argsort(frame, kind="stable")
+    with open(path, "w") as fh:
+        fh.write('"id","frame","x [nm]","y [nm]"\n')
+        for i, j in enumerate(order):
+            fh.write(f"{i + 1},{frame[j]},{x[j]:.2f},{y[j]:.2f}\n")
+    return path
+
+
+def _end_to_end(scripted: torch.nn.Module, arch: str, hparams: dict, video: np.ndarray, window: int,
+                strides: tuple[int, ...], device: str, ref: dict, ref_s: float | None,
+                scale: float) -> list[dict]:
+    """``dblink reconstruct`` in a child process per stride, default options (confidence on,
+    automatic tiles and batch): wall seconds from start to exit, peak RSS, difference to the
+    reference (exact mode)."""
+    import tifffile
+
+    from .export import save_model
+
+    T, H, W = video.shape
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dblink-bench-") as tmp:
+        tmp = Path(tmp)
+        model = tmp / "bench.pt"
+        save_model(scripted, model, {"name": f"bench-{arch}", "arch": arch,
+                                     "hparams": hparams, "pixel_size_nm": 40.0,
+                                     "frames_per_step": 10, "window": window,
+                                     "output": "probability"})  # as the engine rows: no
+        # per-frame normalization (a paper model file says "unbounded" and dblink normalizes it)
+        table = video_table(video, tmp / "locs.csv")
+        for k in strides:
+            out = tmp / f"stride{k}.tif"
+            cmd = [sys.executable, "-m", "dblink.cli", "reconstruct", str(table), "-o", str(out),
+                   "--model", str(model), "--roi", f"0,0,{W * 40},{H * 40}", "--stride", str(k),
+                   "--device", device, "--progress", "none"]
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            text = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            if status != 0:
+                raise DBlinkError(f"bench: dblink reconstruct failed: {text.strip()[-500:]}")
+            got = tifffile.imread(out)  # (T, C, H, W)
+            diff = (max(float(np.abs(got[t, 0] - ref[t]).max()) for t in ref)
+                    if k == 1 and ref else None)
+            s = wall / T
+            rows.append({"mode": f"CLI end to end stride {k}" + (" (exact)" if k == 1 else ""),
+                         "s_per_frame": s, "frames_per_s": 1 / s,
+                         "speedup": None if ref_s is None else ref_s / s,
+                         "peak_mb": usage.ru_maxrss / 1024, "max_abs_diff": diff,
+                         "rel_diff": None if diff is None else diff / scale,
+                         "batch": "auto", "precision": "fp32"})
+    return rows
 
 
 def format_rows(rows: list[dict]) -> str:

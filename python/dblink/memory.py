@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass
 
 from .errors import DBlinkError
 
@@ -112,30 +113,52 @@ def default_chunk(H: int, W: int, window: int, stride: int = 1, confidence: bool
     return max(stride, chunk)
 
 
-def network_bytes_per_px(arch: str, hparams: dict, window: int, batch: int, decoded: int,
-                         stride: int = 1) -> int:
-    """Rough peak bytes per field pixel of one network call: ``batch`` windows of 2·window + stride
-    steps (inputs, both directions' hidden states and gates) plus the head on ``decoded`` steps."""
-    steps = 2 * window + max(1, stride)
-    hidden = int(hparams.get("hidden", 4))
-    if arch == "paper":
-        per_step = 2 * 6 * hidden + 1
-        head = 2 * max(hparams.get("head", [128, 256, 64]))
-        return 4 * batch * (steps * per_step + decoded * head)
-    # compact: encoder at full resolution per step, recurrence at a quarter of the pixels
-    enc = int(hparams.get("encoder", 16))
-    per_step = 1 + enc + (2 * 6 * hidden + enc) // 4
-    head = 2 * int(hparams.get("decoder", 16)) + int(hparams.get("skip", 8))
-    return 4 * batch * (steps * per_step + decoded * head)
-
-
-def auto_tile(H: int, W: int, bytes_per_px: int, budget: int, halo: int) -> int | None:
-    """A square tile size (px) whose input (tile + 2·halo on a side) needs at most ``budget``
-    bytes of network working memory at ``bytes_per_px``, or None when the whole field fits."""
-    if H * W * bytes_per_px <= budget:
+def process_rss() -> int | None:
+    """Bytes this process holds in memory now (its resident set), or None where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
-    side = int(math.sqrt(budget / max(1, bytes_per_px)))
-    return max(32, (side - 2 * halo) // 16 * 16)
+
+
+def largest_batch(n_steps: int, window: int, stride: int, batch: int) -> int:
+    """Windows per network call that a movie of ``n_steps`` steps really runs: only windows of one
+    shape go in one call, and all windows clipped at the movie's ends differ, so a short movie runs
+    them one at a time; the interior windows (start ≥ 0, stop ≤ n_steps) run ``batch`` at a time."""
+    first = -(-window // stride) * stride  # the first kept step b whose window starts at b − W ≥ 0
+    last = n_steps - stride - window  # ... and the last whose window ends at b + K + W ≤ T
+    interior = 0 if last < first else (last - first) // stride + 1
+    return max(1, min(int(batch), interior))
+
+
+def network_bytes(arch: str | None, hparams: dict, n_in: int, n_decoded: int, pixels: int,
+                  batch: int = 1) -> int:
+    """Peak bytes of one network call: ``batch`` windows of ``n_in`` steps over ``pixels`` px (a
+    tile's input, halo included) decoding ``n_decoded`` steps. Counted from the tensors the
+    forward pass holds at its largest moment (float32; PyTorch frees each temporary as soon as the
+    next layer has it): the recurrence (inputs, both directions' layer outputs, their stacking)
+    or the head (a convolution's input and output, then its ReLU's copy), times a measured
+    allocator factor (:data:`NETWORK_FACTOR`; ``tools/memory_calibration.py``)."""
+    n, P = max(1, int(n_in)), max(1, int(n_decoded))
+    h = int(hparams.get("hidden", 4 if arch == "paper" else 24))
+    if arch == "paper":
+        chans = [2 * h] + [int(c) for c in hparams.get("head", [128, 256, 64])] + [1]
+        head = max(max(a + b, 2 * b) for a, b in zip(chans[:-1], chans[1:])) + 2 * h
+        per_window = max(n * (2 + 5 * h), n + P * head)
+    else:  # compact: full-resolution encoder and head, recurrence on a quarter of the pixels
+        enc, dec, skip = (int(hparams.get(k, d)) for k, d in
+                          (("encoder", 16), ("decoder", 16), ("skip", 8)))
+        c_in = 2 if hparams.get("mean_input") else 1
+        encoder = n * (c_in + 1 + 2 * enc)
+        recurrence = n * (c_in + (enc + 5 * h) / 4)
+        head = n * c_in + P * (2 * (dec + skip) + 2 * dec + h / 2)
+        per_window = max(encoder, recurrence, head)
+    return int(NETWORK_FACTOR * 4 * batch * pixels * per_window)
+
+
+#: measured peak RSS over the counted tensors (oneDNN's reordered copies, the allocator)
+NETWORK_FACTOR = 1.0
 
 
 def steps_overhead(n_steps: int, n_channels: int) -> int:
@@ -151,3 +174,73 @@ def job_bytes(n_steps: int, H: int, W: int, window: int, stride: int, chunk: int
     C = 2 if confidence else 1
     return (stream_bytes(H, W, window, stride, chunk, confidence)
             + steps_overhead(n_steps, C) + 4 * C * H * W * int(held_steps))
+
+
+#: budget of one time chunk of the engine's arrays (less under a small --max-memory)
+CHUNK_BUDGET = 1024 * 2**20
+#: tile sizes (render px) tried, largest first, when a field does not fit untiled
+TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a job runs within its memory limit, and what it needs (bytes)."""
+
+    tile: int | None  # px, None: the whole field at once
+    batch: int | None  # windows per call asked for (at most this many run; None: the engine measures)
+    chunk: int  # output steps per time chunk
+    arrays: int  # the engine's chunk arrays, per-step bookkeeping, what the sink holds
+    network: int  # one network call (0 where it runs on a GPU)
+    halo_cost: float  # share of extra pixels computed because of the tiles' halos (0: untiled)
+
+    @property
+    def total(self) -> int:
+        return self.arrays + self.network
+
+
+def _tile_pixels(H: int, W: int, tile: int | None, halo: int) -> tuple[int, float]:
+    """(pixels of the largest tile input, share of extra pixels computed over the field)."""
+    if tile is None or tile >= max(H, W):
+        return H * W, 0.0
+    from .tiling import plan_tiles
+
+    tiles = plan_tiles(H, W, tile, halo)
+    sizes = [(t.Y1 - t.Y0) * (t.X1 - t.X0) for t in tiles]
+    return max(sizes), sum(sizes) / (H * W) - 1
+
+
+def plan_memory(arch: str | None, hparams: dict, n_steps: int, H: int, W: int, window: int,
+                stride: int, confidence: bool, limit: int, *, batch: int | None = None,
+                tile: int | None = None, auto_batch: int = 4, halo: int = 32,
+                held_steps: int = 0, network_on_host: bool = True) -> MemoryPlan:
+    """Choose tiles, batch and time chunk for a job of ``n_steps`` steps of H × W px within
+    ``limit`` bytes (``--max-memory``), from :func:`network_bytes` and :func:`job_bytes`.
+
+    ``tile``: the user's tile size (0: never tile), or None to choose: the whole field with
+    ``auto_batch`` windows per call if that fits, else one window per call, else the largest tile
+    (:data:`TILE_SIZES`) that fits — tiles only when the untiled job does not fit, since their
+    halos cost time. ``batch``: the user's windows per call (None: ``auto_batch``, or 1 if that
+    is what fits). The plan's :attr:`~MemoryPlan.total` may still exceed ``limit``: the caller
+    refuses such a job."""
+    chunk = default_chunk(H, W, window, stride, confidence, budget=min(CHUNK_BUDGET, limit // 2))
+    chunk = min(chunk, -(-n_steps // stride) * stride)
+    arrays = job_bytes(n_steps, H, W, window, stride, chunk, confidence, held_steps)
+    n_in = min(n_steps, 2 * window + stride)
+    decoded = min(n_in, stride * (3 if confidence and window > 0 else 1))
+
+    def option(t: int | None, b: int) -> MemoryPlan:
+        px, cost = _tile_pixels(H, W, t, halo)
+        net = network_bytes(arch, hparams, n_in, decoded, px,
+                            largest_batch(n_steps, window, stride, b)) if network_on_host else 0
+        return MemoryPlan(t if t and t < max(H, W) else None, b, chunk, arrays, net, cost)
+
+    b0 = batch if batch is not None else auto_batch
+    if tile is not None:
+        return option(tile or None, b0)
+    batches = [b0] if batch is not None or b0 == 1 else [b0, 1]
+    tries = [option(None, b) for b in batches]
+    tries += [option(t, b) for t in TILE_SIZES if t < max(H, W) for b in batches]
+    fitting = [p for p in tries if p.total <= limit]
+    if not fitting:  # nothing fits: the smallest, for the caller's message
+        return min(tries, key=lambda p: p.total)
+    return fitting[0]

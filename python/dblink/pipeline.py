@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -25,8 +25,8 @@ import numpy as np
 from . import __version__
 from .errors import DBlinkError
 from .hyperstack import write_hyperstack
-from .memory import (MAX_STEPS, auto_tile, default_chunk, default_max_memory, format_bytes,
-                     job_bytes, network_bytes_per_px)
+from .memory import (MAX_STEPS, MemoryPlan, default_max_memory, format_bytes, plan_memory,
+                     process_rss)
 from .options import ReconstructOptions
 from .progress import ProgressSpec
 from .render import Grid, RenderResult, StepRenderer, n_steps_for, render
@@ -38,10 +38,6 @@ from .tiling import DEFAULT_HALO, receptive_radius, sparse_tile, tile_align
 if TYPE_CHECKING:  # torch is imported only when a model is needed, so table errors come fast
     from .engine import Reconstruction
     from .export import LoadedModel
-
-#: budget of one time chunk of the engine's arrays (less under a small --max-memory)
-CHUNK_BUDGET = 1024 * 2**20
-
 
 def _stderr_warning(msg: str) -> None:
     print(f"dblink: warning: {msg}", file=sys.stderr)
@@ -59,7 +55,7 @@ class Job:
     window: int
     n_steps: int
     limit: int
-    tile: int | None
+    memory: MemoryPlan
     halo: int
     align: int
     params: dict
@@ -67,6 +63,27 @@ class Job:
     warnings: list
     read_s: float = 0.0
     load_s: float = 0.0
+    #: this process's resident memory when the job was planned (bytes; None: unknown)
+    base_rss: int | None = None
+
+    @property
+    def tile(self) -> int | None:
+        return self.memory.tile
+
+    def estimated_peak(self) -> int | None:
+        """The run's expected peak resident memory (bytes): the process now plus the plan's."""
+        return None if self.base_rss is None else self.base_rss + self.memory.total
+
+    def memory_report(self) -> str:
+        """One line: the memory plan (and what the tiles' halos cost)."""
+        m, peak = self.memory, self.estimated_peak()
+        parts = [f"estimated peak {peak / 2**20:.0f} MiB" if peak else "estimated use",
+                 f"process {format_bytes(self.base_rss or 0)}", f"arrays {format_bytes(m.arrays)}",
+                 f"network {format_bytes(m.network)} per call of up to {m.batch} window(s)"]
+        if m.tile:
+            parts.append(f"tiles of {m.tile} px with a {self.halo} px halo "
+                         f"(+{100 * m.halo_cost:.0f} % pixels computed)")
+        return "memory: " + ", ".join(parts) + f"; limit {format_bytes(self.limit)}"
 
     @property
     def channel_names(self) -> list[str]:
@@ -79,7 +96,7 @@ class Job:
 
     def infer_kw(self) -> dict:
         o = self.options
-        return dict(window=self.window, stride=o.stride, device=o.device, batch=o.batch,
+        return dict(window=self.window, stride=o.stride, device=o.device, batch=self.memory.batch,
                     confidence=o.confidence, normalize=self.model.normalize, tile=self.tile,
                     halo=self.halo, align=self.align, precision=o.precision, tta=o.tta)
 
@@ -138,9 +155,10 @@ def _occupancy(locs: Localizations, grid: Grid) -> np.ndarray:
 
 def prepare(table: str | Path | Localizations, options: ReconstructOptions,
             warn: Callable[[str], None] = _stderr_warning,
-            model: LoadedModel | None = None) -> Job:
-    """Read the table and the model and decide the job's geometry, time and tiles (no video is
-    allocated). ``model``: an already loaded model (else ``options.model`` is loaded)."""
+            model: LoadedModel | None = None, held: bool = False) -> Job:
+    """Read the table and the model and decide the job's geometry, time, tiles, batch and time
+    chunks (no video is allocated). ``model``: an already loaded model (else ``options.model``
+    is loaded); ``held``: the sink keeps every output step in memory."""
     o = options
     warnings: list[str] = []
 
@@ -161,7 +179,7 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
         o = apply_auto(locs, o, note, keep_model=model.name if model is not None else None)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model: after the table is readable
-    from .engine import CPU_BATCH
+    from .engine import CPU_BATCH, pick_device
     from .export import load_model
 
     lm = model if model is not None else load_model(o.model)
@@ -189,15 +207,20 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     if arch in ("paper", "compact"):
         halo = min(DEFAULT_HALO, receptive_radius(arch, hp, min(T, 2 * W + 1)))
     H, Wd = grid.shape
-    tile, sparse_cost = o.tile, None
-    if tile is None and arch in ("paper", "compact"):  # automatic: tile a field too big for memory
-        decoded = o.stride * (3 if o.confidence else 1)
-        per_px = network_bytes_per_px(arch, hp, W, o.batch or CPU_BATCH, decoded, o.stride)
-        tile = auto_tile(H, Wd, per_px, limit // 4, halo)
-    if tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS and \
+    on_host = pick_device(o.device).type == "cpu"  # on a GPU the network's memory is the GPU's
+    plan = plan_memory(arch, hp, T, H, Wd, W, o.stride, o.confidence, limit, batch=o.batch,
+                       tile=o.tile, auto_batch=CPU_BATCH if on_host else 1, halo=halo,
+                       held_steps=T if held else 0, network_on_host=on_host)
+    if not on_host and o.batch is None:  # the engine measures the GPU's free memory
+        plan = replace(plan, batch=None)
+    sparse_cost = None
+    if plan.tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS and \
             isinstance(locs, Localizations):
         # a sparse field: tiles whose input never holds a localization are skipped for free
         tile, sparse_cost = sparse_tile(_occupancy(locs, grid), halo, tile_align(arch))
+        if tile:
+            plan = replace(plan, tile=tile)
+    tile = plan.tile
     params = {
         "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
         "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
@@ -216,8 +239,8 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     if tile and sparse_cost is not None:
         note(f"sparse field: tiles of {tile} px, {100 * sparse_cost:.0f} % of the field's pixels "
              f"hold localizations (with their {halo} px halo); empty tiles are skipped")
-    return Job(locs, lm, o, grid, S, W, T, limit, tile or None, halo, tile_align(arch), params,
-               note, warnings, t_read, t_load)
+    return Job(locs, lm, o, grid, S, W, T, limit, plan, halo, tile_align(arch), params,
+               note, warnings, t_read, t_load, process_rss())
 
 
 @dataclass
@@ -268,20 +291,15 @@ def reconstruct(table: str | Path | Localizations, sink: Sink,
     t_start = time.perf_counter()
     opts = ReconstructOptions.make(options, **kw)
     sink.check_target()
-    job = prepare(table, opts, warn, loaded_model)
+    job = prepare(table, opts, warn, loaded_model, held=sink.holds_steps)
     from .engine import stream_infer
 
     T, (H, Wd) = job.n_steps, job.grid.shape
     layout = job.layout()
-    if chunk is None:
-        chunk = default_chunk(H, Wd, job.window, opts.stride, opts.confidence,
-                              budget=min(CHUNK_BUDGET, job.limit // 2))
-    need = job_bytes(T, H, Wd, job.window, opts.stride, min(chunk, opts.stride), opts.confidence,
-                     held_steps=T if sink.holds_steps else 0)
-    if need > job.limit:
+    if job.memory.total > job.limit:
         held = " kept in memory" if sink.holds_steps else ""
         raise DBlinkError(f"{job.locs.source}: the reconstruction would need about "
-                          f"{format_bytes(need)} ({T} steps of {Wd} x {H} pixels{held}, "
+                          f"{format_bytes(job.memory.total)} ({T} steps of {Wd} x {H} pixels{held}, "
                           f"{2 * job.window + 1}-step windows), more than --max-memory "
                           f"{format_bytes(job.limit)}; use a smaller --roi, a larger --pixel-size, "
                           f"more --frames-per-step or a larger --max-memory")
@@ -293,8 +311,9 @@ def reconstruct(table: str | Path | Localizations, sink: Sink,
     t_render = time.perf_counter() - t_render
     job.check_counts(steps.n_inside, steps.n_outside_roi)
     stats: dict = {}
-    frames = stream_infer(steps, steps.shape, job.model.module, progress=progress, chunk=chunk,
-                          stats=stats, **job.infer_kw())
+    frames = stream_infer(steps, steps.shape, job.model.module, progress=progress,
+                          chunk=job.memory.chunk if chunk is None else chunk, stats=stats,
+                          **job.infer_kw())
     produce = [0.0]  # seconds spent producing steps (inference); the rest of the sink's is writing
 
     def per_step() -> Iterator[list[np.ndarray]]:
