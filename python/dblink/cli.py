@@ -581,6 +581,14 @@ def _parse_frames(text: str | None) -> tuple[int | None, int | None]:
 def _args_resolution(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", nargs="?", help="ThunderSTORM CSV (for FRC)")
     p.add_argument("--image", metavar="TIF", help="a hyperstack written by dblink reconstruct (decorrelation)")
+    p.add_argument("--over-time", metavar="TIF",
+                   help="a hyperstack: decorrelation resolution of every time point, as "
+                        "PREFIX_resolution_over_time.csv and .png")
+    p.add_argument("--halves", metavar="TABLE",
+                   help="with --over-time: also the FRC per time point of two reconstructions from "
+                        "alternating halves of this table (the hyperstack's own; two more runs)")
+    p.add_argument("--model", metavar="NAME|FILE",
+                   help="with --halves: the model (default: the hyperstack's, by name)")
     p.add_argument("--frame", type=int, metavar="K", help="time point of --image, 1-based (default: the middle)")
     p.add_argument("--channel", type=int, default=1, metavar="C", help="channel of --image (default 1)")
     p.add_argument("--pixel-size", type=float, metavar="NM",
@@ -594,13 +602,65 @@ def _args_resolution(p: argparse.ArgumentParser) -> None:
                     help="plot prefix: PREFIX_frc.png / PREFIX_decorrelation.png (default: next to the input)")
 
 
+def _resolution_over_time(a: argparse.Namespace) -> int:
+    """``dblink resolution --over-time TIF [--halves TABLE]``: CSV + plot per time point."""
+    from pathlib import Path
+
+    from . import resolution as R
+    from .files import path_errors
+
+    if a.table is not None or a.image is not None:
+        raise DBlinkError("give one of a localization table (FRC), --image TIF or --over-time TIF")
+    for name in ("frame", "roi", "frames", "block_frames"):
+        if getattr(a, name) is not None:
+            raise DBlinkError(f"--{name.replace('_', '-')} does not apply to --over-time")
+    if a.pixel_size is not None and not (0 < a.pixel_size < float("inf")):
+        raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
+    src = Path(a.over_time)
+    for path in (src, Path(a.halves) if a.halves else None):
+        if path is not None and not path_errors(lambda p: Path(p).is_file())(path):
+            raise DBlinkError(f"{path}: no such file")
+    prefix = Path(a.output) if a.output else src.with_suffix("")
+    png = R.check_output_prefix(prefix, "_resolution_over_time.png")
+    csv_path = R.check_output_prefix(prefix, "_resolution_over_time.csv")
+    video, px, interval, params = R.read_video(src, a.channel, a.pixel_size)
+    if a.halves and not all(k in params for k in ("model", "pixel_size_nm", "frames_per_step",
+                                                  "window", "roi_nm")):
+        raise DBlinkError(f"{src}: no dblink parameters in its Info; --halves needs a hyperstack "
+                          f"written by dblink reconstruct")
+    res = R.decorrelation_over_time(video, px, interval)
+    if a.halves:
+        if a.pixel_size is not None or a.channel != 1:
+            raise DBlinkError("--halves compares reconstructions: it takes neither --pixel-size nor --channel")
+        h1, h2, info = R.halves_over_time(a.halves, params, a.model, camera_pixel=a.camera_pixel)
+        frc, limited, frc_notes = R.frc_over_time(h1, h2, px)
+        T = len(res.steps)
+        res.frc_nm, res.frc_at_limit = frc[:T], limited[:T]
+        frc_notes = (frc_notes + [""] * T)[:T]
+        res.notes = ["; ".join(x for x in (n, f) if x) for n, f in zip(res.notes, frc_notes)]
+        res.info.update(info)
+    elif a.model is not None or a.camera_pixel is not None:
+        raise DBlinkError("--model and --camera-pixel apply to --halves")
+    R.write_over_time_csv(res, csv_path)
+    R.plot_over_time(res, png)
+    print(f"wrote {csv_path}\nwrote {png}", file=sys.stderr)
+    print(f"resolution over time ({px:g} nm pixels, {len(res.steps)} time points): {res.summary()}")
+    return 0
+
+
 def _cmd_resolution(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import resolution as R
 
+    if a.over_time is not None:
+        return _resolution_over_time(a)
+    for name in ("halves", "model"):
+        if getattr(a, name) is not None:
+            raise DBlinkError(f"--{name} applies to --over-time")
     if (a.table is None) == (a.image is None):
-        raise DBlinkError("give either a localization table (FRC) or --image TIF (decorrelation), not both")
+        raise DBlinkError("give either a localization table (FRC), --image TIF (decorrelation) or "
+                          "--over-time TIF, not two")
     if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
     from .files import path_errors

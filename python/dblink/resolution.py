@@ -1,5 +1,5 @@
 """Resolution and consistency measures: FRC of localizations, decorrelation analysis of one image,
-temporal consistency of a video.
+resolution over time of a reconstruction, temporal consistency of a video.
 
 * **Fourier ring correlation** (Nieuwenhuizen et al., Nat Methods 2013; Banterle et al., J Struct
   Biol 2013): the localizations are split into two independent halves by *alternating blocks of raw
@@ -20,6 +20,11 @@ temporal consistency of a video.
   ``(r_i, A_i)`` of ``d`` (followed by a fall of at least 1 %) is found for the image and for the image high-pass filtered with Gaussians
   (``1 − exp(−2π²σ²f²)``, ``f`` in cycles/pixel) of decreasing σ, then again with filters refined
   around the best one; ``k_c = max r_i`` and the resolution is ``2 · pixel / k_c``.
+* **Over time** (``dblink resolution --over-time OUT.tif``): decorrelation analysis of every time
+  point of a reconstruction, and optionally the FRC, per time point, of two reconstructions made
+  from alternating halves of the localizations (each step's raw frames split into two blocks, so
+  both halves cover every step): where the video is sharp and where it is not. Decorrelation of a
+  reconstruction cannot report less than 2 render pixels (its Nyquist limit).
 * **Temporal consistency** (DBlink paper): the mean normalized cross-correlation between consecutive
   frames of a reconstruction, after undoing a known translation of the sample.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -423,3 +429,227 @@ def plot_decorrelation(res: DecorrelationResult, path: str | Path) -> Path:
     return line_plot(path, series, points=pts, vlines=[res.k_c] if res.k_c else [],
                      xlabel="normalized frequency (1 = Nyquist)", ylabel="d(r)",
                      title=f"{label} ({res.pixel_size:g} nm pixels)", xlim=(0, 1), ylim=(0, top))
+
+
+# ----------------------------------------------------------------------------- over time
+@dataclass
+class OverTime:
+    """Resolution of every time point of a reconstructed video.
+
+    Attributes:
+        steps: time points, 1-based (as ImageJ numbers frames).
+        time_s: the time of each step in seconds (step start), or None when the exposure is unknown.
+        decorrelation_nm: decorrelation resolution per step, nm (NaN where there is none: see
+            ``notes``).
+        k_c: the decorrelation cutoff per step (normalized frequency, 1 = Nyquist; 0 where none).
+        frc_nm: FRC resolution per step between two reconstructions from alternating halves of the
+            localizations (NaN where none), or None when not measured; ``frc_at_limit``: True
+            where the value is only a bound (2 pixels: finer than the grid can show).
+        pixel_size: nm.
+        notes: why a step has no value ("" where it has).
+        info: what was measured (channel, halves' split, ...).
+    """
+
+    steps: np.ndarray
+    time_s: np.ndarray | None
+    decorrelation_nm: np.ndarray
+    k_c: np.ndarray
+    pixel_size: float
+    frc_nm: np.ndarray | None = None
+    frc_at_limit: np.ndarray | None = None
+    notes: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: median and range of the decorrelation (and FRC) resolution, and at how many
+        time points there is none (or, for the FRC, only the grid's bound)."""
+        def part(v: np.ndarray) -> str:
+            ok = v[np.isfinite(v)]
+            if not len(ok):
+                return f"no value at any of {len(v)} time points"
+            return (f"median {np.median(ok):.1f} nm (range {ok.min():.1f}-{ok.max():.1f} nm over "
+                    f"{len(ok)} of {len(v)} time points)")
+        out = "decorrelation " + part(self.decorrelation_nm)
+        if self.frc_nm is not None:
+            lim = self.frc_at_limit if self.frc_at_limit is not None else np.zeros(len(self.frc_nm), bool)
+            measured = np.where(lim, np.nan, self.frc_nm)
+            out += "; FRC of halves "
+            out += part(measured) if np.isfinite(measured).any() or not lim.any() else ""
+            if lim.any():
+                out += (f"{', ' if np.isfinite(measured).any() else ''}at most "
+                        f"{2 * self.pixel_size:g} nm (the grid's limit) at {int(lim.sum())} of "
+                        f"{len(lim)} time points")
+        return out
+
+
+def decorrelation_over_time(video: np.ndarray, pixel_size: float, frame_interval_s: float | None = None,
+                            progress: Callable[[int, int], None] | None = None) -> OverTime:
+    """Decorrelation analysis (:func:`decorrelation`) of every frame of ``video`` (T, H, W) with
+    ``pixel_size`` nm pixels. A frame without a result (constant, no peak) gets NaN and a note.
+    ``frame_interval_s``: seconds per step, for the time column."""
+    v = np.asarray(video)
+    if v.ndim != 3 or v.shape[0] < 1:
+        raise DBlinkError(f"resolution over time needs a video (T, H, W), got shape {v.shape}")
+    T = v.shape[0]
+    res_nm, k_c, notes = np.full(T, np.nan), np.zeros(T), []
+    for t in range(T):
+        try:
+            r = decorrelation(v[t], pixel_size)
+            note = r.note
+            if r.resolution_nm is not None:
+                res_nm[t], k_c[t] = r.resolution_nm, r.k_c
+        except DBlinkError as exc:  # a constant (e.g. empty) frame
+            note = str(exc)
+        notes.append(note)
+        if progress is not None:
+            progress(t + 1, T)
+    steps = np.arange(1, T + 1)
+    time_s = None if frame_interval_s is None else (steps - 1) * float(frame_interval_s)
+    return OverTime(steps, time_s, res_nm, k_c, float(pixel_size), notes=notes)
+
+
+def frc_over_time(a: np.ndarray, b: np.ndarray, pixel_size: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """FRC resolution (nm) of each pair of frames of two videos (T, H, W) of the same field:
+    (values, at_limit, notes). Where the FRC stays above 1/7 up to the grid's Nyquist frequency
+    the value is that bound, 2 pixels (``at_limit`` True: the resolution is at most this); NaN
+    where there is no value (see the note)."""
+    T = min(len(a), len(b))
+    n = max(len(a), len(b))
+    out, limited, notes = np.full(n, np.nan), np.zeros(n, dtype=bool), []
+    for t in range(T):
+        try:
+            r = frc_curve(a[t], b[t], pixel_size)
+        except DBlinkError as exc:
+            notes.append(str(exc))
+            continue
+        if r.resolution_nm is not None:
+            out[t] = r.resolution_nm
+            notes.append("")
+        elif r.note.startswith("the FRC stays above"):
+            out[t], limited[t] = 2 * pixel_size, True
+            notes.append(f"FRC at most {2 * pixel_size:g} nm: it stays above 1/7 up to the Nyquist "
+                         f"frequency of the {pixel_size:g} nm grid")
+        else:
+            notes.append(r.note)
+    notes += ["one half has no localizations at this time point"] * (n - T)
+    return out, limited, notes
+
+
+def halves_over_time(table: str | Path | Localizations, params: dict, model: str | None = None,
+                     progress: str = "none", **options) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Reconstruct the two halves of a table's localizations with the parameters of an earlier
+    run (the hyperstack's Info ``params``): each step's raw frames are split into two blocks of
+    ``S // 2`` frames (alternating blocks, :func:`split_halves`), so both halves see every step
+    and an emitter's burst in consecutive frames stays mostly in one half. Returns the two
+    videos (T, H, W) and what was done. ``options``: reconstruction options that replace the
+    run's (e.g. ``device``)."""
+    from .pipeline import reconstruct_table
+    from .tables import read_localizations
+
+    S = int(params["frames_per_step"])
+    f0 = int(params.get("first_frame", 1))
+    kw = dict(pixel_size=float(params["pixel_size_nm"]), frames_per_step=S, first_frame=f0,
+              window=int(params["window"]), stride=int(params.get("stride", 1)),
+              roi=tuple(params["roi_nm"]), confidence=False)
+    for k in ("last_frame", "precision", "tta"):
+        if params.get(k) is not None:
+            kw[k] = params[k]
+    kw.update(options)
+    locs = table if isinstance(table, Localizations) else read_localizations(table, kw.get("camera_pixel"))
+    kw.pop("camera_pixel", None)
+    block = max(1, S // 2)
+    halves = split_halves(locs, block, f0)
+    if min(len(h) for h in halves) == 0:
+        raise DBlinkError(f"{locs.source}: one half of the split has no localizations")
+    T = int(params.get("steps", 0)) or None
+    vids = []
+    for h in halves:
+        r = reconstruct_table(h, model or params["model"], progress=progress, warn=lambda m: None, **kw)
+        v = r.reconstruction.video
+        if T is not None and len(v) > T:
+            v = v[:T]
+        vids.append(v)
+    return vids[0], vids[1], {"block_frames": block, "localizations": [len(h) for h in halves]}
+
+
+def over_time_rows(res: OverTime) -> list[dict]:
+    """The CSV rows: step, time_s, decorrelation_nm, k_c, [frc_nm, frc_at_limit,] note."""
+    rows = []
+    for i, step in enumerate(res.steps):
+        row = {"step": int(step), "time_s": "" if res.time_s is None else f"{res.time_s[i]:.6g}",
+               "decorrelation_nm": "" if not np.isfinite(res.decorrelation_nm[i]) else f"{res.decorrelation_nm[i]:.2f}",
+               "k_c": f"{res.k_c[i]:.4f}"}
+        if res.frc_nm is not None:
+            row["frc_nm"] = "" if not np.isfinite(res.frc_nm[i]) else f"{res.frc_nm[i]:.2f}"
+            row["frc_at_limit"] = int(bool(res.frc_at_limit is not None and res.frc_at_limit[i]))
+        row["note"] = res.notes[i] if i < len(res.notes) else ""
+        rows.append(row)
+    return rows
+
+
+def write_over_time_csv(res: OverTime, path: str | Path) -> Path:
+    """The per-step table as CSV (written atomically)."""
+    import csv
+
+    from .files import atomic_output
+
+    rows = over_time_rows(res)
+    with atomic_output(path, overwrite=True) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return Path(path)
+
+
+def plot_over_time(res: OverTime, path: str | Path) -> Path:
+    """PNG: resolution (nm) against time: decorrelation (black), FRC of the halves (blue), and
+    the Nyquist limit of the render grid (2 pixels, red dashes) that decorrelation cannot pass."""
+    from .pictures import line_plot
+
+    x = res.time_s if res.time_s is not None else res.steps.astype(float)
+    series = [(x, res.decorrelation_nm, (0, 0, 0))]
+    values = [res.decorrelation_nm]
+    if res.frc_nm is not None:
+        series.append((x, res.frc_nm, (0, 90, 200)))
+        values.append(res.frc_nm)
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    nyquist = 2 * res.pixel_size
+    top = (float(finite.max()) if len(finite) else nyquist * 2) * 1.1
+    pts = [(a, b) for a, b in zip(x, res.decorrelation_nm) if np.isfinite(b)] if len(x) <= 60 else None
+    title = ("decorrelation (black)" + (" and FRC of halves (blue)" if res.frc_nm is not None else "")
+             + f" per time point, {res.pixel_size:g} nm pixels")
+    return line_plot(path, series, hlines=[(nyquist, "2 px")], points=pts,
+                     xlabel="time (s)" if res.time_s is not None else "time point",
+                     ylabel="resolution (nm)", title=title,
+                     xlim=(float(x[0]), float(x[-1]) if len(x) > 1 else float(x[0]) + 1),
+                     ylim=(0.0, max(top, nyquist * 1.2)))
+
+
+def read_video(path: str | Path, channel: int = 1, pixel_size: float | None = None
+               ) -> tuple[np.ndarray, float, float | None, dict]:
+    """One channel of a hyperstack written by dblink (or any ImageJ TCYX TIFF calibrated in
+    microns): (video (T, H, W), pixel size in nm, seconds per step or None, the run's parameters
+    from its Info, {} if none). ``pixel_size`` (nm) overrides the calibration. One DBlinkError
+    line for anything unreadable."""
+    from .hyperstack import read_hyperstack
+
+    src = Path(path)
+    try:
+        data, meta = read_hyperstack(src)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
+    if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < 16:
+        raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least 16 x 16 "
+                          f"px, got an image of shape {tuple(data.shape)}")
+    if not 1 <= channel <= data.shape[1]:
+        raise DBlinkError(f"--channel must be between 1 and {data.shape[1]}, got {channel}")
+    if pixel_size is None:
+        if str(meta.get("unit", "")).lower() not in ("micron", "µm", "um"):
+            raise DBlinkError(f"{src}: no pixel calibration in microns; give --pixel-size NM")
+        pixel_size = float(meta["pixel_size_um"]) * 1000.0
+    interval = None
+    if str(meta.get("tunit", "")).lower() in ("sec", "s", "second", "seconds") and meta.get("finterval"):
+        interval = float(meta["finterval"])
+    params = meta.get("dblink") if isinstance(meta.get("dblink"), dict) else {}
+    return data[:, channel - 1], float(pixel_size), interval, params
