@@ -74,10 +74,10 @@ def detect(path: str | os.PathLike) -> str:
         return "smlm" if ext == ".smlm" or _has_manifest(p) else "zip"
     if ext in (".hdf5", ".h5", ".smlm") or ext in TIFF_EXTENSIONS:
         # the extension promises a binary format the bytes do not hold
-        want = {".hdf5": "HDF5", ".h5": "HDF5", ".smlm": "a zip archive (.smlm)"}.get(ext, "TIFF")
-        raise DBlinkError(f"{path}: the extension says {want}, but the file is not "
-                          f"{'an ' + want if want.startswith(('H', 'T')) else want}"
-                          f"{' (empty)' if not head else ''}")
+        want = {".hdf5": "an HDF5 file", ".h5": "an HDF5 file",
+                ".smlm": "a zip archive (.smlm)"}.get(ext, "a TIFF")
+        raise DBlinkError(f"{path}: the extension says {want.split(' ', 1)[1]}, but the file is "
+                          f"not {want}{' (it is empty)' if not head else ''}")
     text = head.lstrip(b"\xef\xbb\xbf").decode("latin-1")
     first = text.split("\n", 1)[0].strip()
     if first.startswith(DECODE_CSV_FIRST_LINE):
@@ -220,12 +220,12 @@ def _from_arrays(path: Path, fmt: str, frame, x, y, unc=None, base: int = 1,
     bad = ~((frame >= base) & (frame <= 2**53) & (frame == np.floor(frame)))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DBlinkError(f"{path}: {fmt}: localization {i + 1}: frame {frame[i]!r} is not a whole "
+        raise DBlinkError(f"{path}: {fmt}: localization {i + 1}: frame {float(frame[i]):g} is not a whole "
                           f"number from {base} ({fmt} frames are {base}-based)")
     bad = ~(np.isfinite(x) & np.isfinite(y))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DBlinkError(f"{path}: {fmt}: localization {i + 1}: position ({x[i]!r}, {y[i]!r}) "
+        raise DBlinkError(f"{path}: {fmt}: localization {i + 1}: position ({float(x[i]):g}, {float(y[i]):g}) "
                           f"is not finite")
     if unc is not None and not np.isfinite(unc).any():
         unc = None
