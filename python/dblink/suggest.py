@@ -13,11 +13,14 @@ shipped models):
   raw frame; for one emitter seen twice they are Rayleigh-distributed with scale √2·σ, so σ =
   median distance / (√2 · √(2 ln 2)) over distances below 150 nm.
 * **motion**: how fast the structure changes. Consecutive blocks are rendered and blurred (1 px);
-  their shift (cross-correlation peak) gives the drift speed in nm per raw frame; the correlation
-  of blocks ``lag`` frames apart, relative to that of two independent halves of one block (the
-  noise ceiling), falls as the structure moves or bends. ``motion_frames`` is the lag at which it
-  falls to :data:`MOTION_LEVEL`: the number of raw frames over which the structure stays the same
-  at the render pixel's scale.
+  their shift (cross-correlation peak) gives the drift speed in nm per raw frame (reported only: on
+  sparse tables and rotating or bending structures it is noisy). What the proposal uses is the
+  correlation of consecutive blocks (blurred by 2 px = 80 nm, blocks of about
+  :data:`MOTION_LOCS` localizations, at most a quarter of the movie) relative to the correlation
+  two independent halves of one block would reach with the block's full count (the noise ceiling:
+  even/odd raw frames, Spearman-Brown corrected). Motion and bending lower it; ``motion_frames``
+  is the time over which it would fall to one half (exponential decay): the number of raw frames
+  within which the structure changes at the 80 nm scale.
 * **shape** (for the model): in each block, the structure at a quarter of its bright end (1-pixel-
   blurred counts above 25 % of their 99th percentile); the *filled share* is the part of it at
   least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.18 on the
@@ -29,6 +32,7 @@ checked against a grid sweep (``tools/suggest_sweep.py``; the README has the tab
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -44,6 +48,8 @@ MOTION_LEVEL = 0.5
 NENA_MAX_NM = 150.0
 #: a block of raw frames holds at least this many localizations (fewer: longer blocks)
 BLOCK_LOCS = 2000
+#: blocks of the motion measure hold about this many localizations (at most a quarter of the movie)
+MOTION_LOCS = 1000
 #: filled share above which the structure is filled (mitochondria), below: filaments
 FILLED_SHARE = 0.22
 
@@ -201,7 +207,7 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     block_frames = max(1, int(block_frames))
     n_blocks = max(1, n_frames // block_frames)
     blk = (locs.frame - f0) // block_frames
-    renders, halves, areas, on, filled = [], [], [], [], []
+    renders, areas, on, filled = [], [], [], []
     for b in range(n_blocks):
         sel = blk == b
         cnt = _counts(locs, sel, x0, y0, px, (H, W))
@@ -213,10 +219,6 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         bright = sm > 0.25 * np.percentile(sm, 99)
         if bright.any():
             filled.append(float((ndimage.distance_transform_edt(bright)[bright] >= 2.5).mean()))
-        even = sel & (locs.frame % 2 == 0)
-        odd = sel & (locs.frame % 2 == 1)
-        halves.append(_corr(ndimage.gaussian_filter(_counts(locs, even, x0, y0, px, (H, W)), 1.0),
-                            ndimage.gaussian_filter(_counts(locs, odd, x0, y0, px, (H, W)), 1.0)))
     frames_used = n_blocks * block_frames
     structure_um2 = float(np.mean(areas))
     density_structure = float(np.sum(on) / max(np.sum(areas) * block_frames, 1e-12))
@@ -227,26 +229,27 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         precision, method = nena(locs), "NeNA"
         if precision is None:
             method = "too few pairs in consecutive frames for NeNA"
-    # motion
+    # motion: drift speed (reported) and the time within which the structure changes (used)
     speed = tau = None
     if n_blocks >= 2:
         shifts = [_shift(renders[b], renders[b + 1]) for b in range(n_blocks - 1)]
         speed = float(np.median([math.hypot(*s) for s in shifts]) * px / block_frames)
-        ceiling = float(np.median(halves))
-        # correlation of blocks at each lag, relative to two halves of one block (whose counts are
-        # each half as many: the ceiling is raised to the full-count noise by Spearman-Brown)
-        ceiling = 2 * ceiling / (1 + ceiling) if ceiling > 0 else 0.0
-        rel = [1.0]
-        for lag in range(1, n_blocks):
-            c = [_corr(renders[b], renders[b + lag]) for b in range(n_blocks - lag)]
-            rel.append(float(np.mean(c)) / ceiling if ceiling > 0 else 0.0)
-        tau = math.inf
-        for lag in range(1, len(rel)):
-            if rel[lag] < MOTION_LEVEL:
-                a, b = rel[lag - 1], rel[lag]
-                frac = (a - MOTION_LEVEL) / (a - b) if a > b else 0.0
-                tau = (lag - 1 + frac) * block_frames
-                break
+    L = int(min(max(50, math.ceil(MOTION_LOCS * n_frames / n)), n_frames // 4))
+    if L >= 1 and n_frames // L >= 2:
+        nb = n_frames // L
+        mblk = (locs.frame - f0) // L
+        rend, halves2 = [], []
+        for b in range(nb):
+            sel = mblk == b
+            rend.append(ndimage.gaussian_filter(_counts(locs, sel, x0, y0, px, (H, W)), 2.0))
+            e = ndimage.gaussian_filter(_counts(locs, sel & (locs.frame % 2 == 0), x0, y0, px, (H, W)), 2.0)
+            o = ndimage.gaussian_filter(_counts(locs, sel & (locs.frame % 2 == 1), x0, y0, px, (H, W)), 2.0)
+            halves2.append(_corr(e, o))
+        c_half = float(np.mean(halves2))
+        ceiling = 2 * c_half / (1 + c_half) if c_half > 0 else 0.0
+        r = float(np.mean([_corr(rend[b], rend[b + 1]) for b in range(nb - 1)]))
+        r = r / ceiling if ceiling > 0 else 0.0
+        tau = math.inf if r >= 1 else (L * math.log(MOTION_LEVEL) / math.log(r) if r > 0 else 0.0)
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
                     density_field=n / (field_um2 * n_frames), structure_um2=structure_um2,
                     density_structure=density_structure, precision_nm=precision,
@@ -259,18 +262,35 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
 # ----------------------------------------------------------------------------- the proposal
 #: frames per step the suggestion chooses from
 STEP_CHOICES = (5, 10, 20)
-#: on-structure density (per µm² per raw frame) of the models' own evaluation movies at their
-#: frames per step; fewer localizations per step than DENSITY_LOW x this: longer steps, more than
-#: DENSITY_HIGH x: shorter ones (measured with tools/suggest_sweep.py, README "Parameters from the
-#: data")
-DENSITY_REF = 2.0
-DENSITY_LOW = 0.25
-DENSITY_HIGH = 3.0
-#: the window (± steps) shrinks when the structure changes within fewer raw frames than the
-#: window spans times this
-MOTION_SPAN = 1.0
-#: shortest window proposed (± steps)
-MIN_WINDOW = 10
+#: localizations per µm² of structure per step of the models' training frames per step (10) on
+#: their own evaluation-like movies (measure() on tools/suggest_sweep.py's fil-d0.3-slow and
+#: mito-d0.6-slow: 1.94 and 4.25 per µm² per raw frame); a model file not listed: the filaments'
+DENSITY_REF = {"filaments": 19.4, "mitochondria": 42.5}
+#: a step needs at least this share of the reference (the shortest such step is proposed): on the
+#: simulated filaments 0.83 per µm² of structure per frame did best with 20 frames per step, 1.94
+#: with 10 and 7.1 with 5 (README "Parameters from the data")
+DENSITY_SHARE = 0.62
+#: structure that changes within fewer raw frames than this is fast: the shortest steps (on the
+#: simulated filaments fast motion did best with 5 frames per step at every density tried)
+FAST_FRAMES = 200.0
+
+
+@dataclass(frozen=True)
+class _ModelInfo:
+    name: str
+    frames_per_step: int
+    window: int
+    pixel_size: float
+    meta: dict
+
+
+@functools.lru_cache(maxsize=8)
+def _model_info(model: str) -> _ModelInfo:
+    """What the proposal needs of a model (loaded once per process and name)."""
+    from .export import load_model
+    lm = load_model(model)
+    return _ModelInfo(lm.name, int(lm.frames_per_step), int(lm.window), float(lm.pixel_size),
+                      {"density_range_per_um2_per_frame": lm.meta.get("density_range_per_um2_per_frame")})
 
 
 def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
@@ -284,7 +304,6 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
         device: where the network will run (the stride depends on it).
         pixel_size: the render pixel (nm; default: the model's).
     """
-    from .export import load_model
     from .imagej import auto_stride
 
     notes: list[str] = []
@@ -297,33 +316,27 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
                             f"it: {'filled (tubules, blobs)' if filled else 'thin (filaments)'}")
     else:
         reasons["model"] = "given"
-    lm = load_model(model)
+    lm = _model_info(model)
     S0, W0 = int(lm.frames_per_step), int(lm.window)
     if pixel_size is None and abs(lm.pixel_size - m.pixel_size) > 1e-6:
         m = measure(locs, lm.pixel_size)
-    per_step = m.density_structure * S0
-    ratio = per_step / (DENSITY_REF * S0)
-    S = S0
-    if ratio < DENSITY_LOW:
-        S = min((c for c in STEP_CHOICES if c > S0), default=S0)
-        reasons["frames_per_step"] = (f"{per_step:.3g} localizations per µm² of structure in "
-                                      f"{S0} frames is sparse for the model: longer steps")
-    elif ratio > DENSITY_HIGH:
-        S = max((c for c in STEP_CHOICES if c < S0), default=S0)
-        reasons["frames_per_step"] = (f"{per_step:.3g} localizations per µm² of structure in "
-                                      f"{S0} frames is dense: shorter steps, finer in time")
+    ref = DENSITY_REF.get(lm.name, DENSITY_REF["filaments"]) * S0 / 10
+    need = DENSITY_SHARE * ref
+    S = next((c for c in STEP_CHOICES if m.density_structure * c >= need), max(STEP_CHOICES))
+    fast = m.motion_frames is not None and m.motion_frames < FAST_FRAMES
+    if fast:
+        S = min(STEP_CHOICES)
+        reasons["frames_per_step"] = (f"the structure changes within {m.motion_frames:.0f} raw "
+                                      f"frames (fast): the shortest steps")
+    elif S == max(STEP_CHOICES) and m.density_structure * S < need:
+        reasons["frames_per_step"] = (f"sparse: {m.density_structure * S:.3g} localizations per µm² "
+                                      f"of structure even in {S} frames")
     else:
-        reasons["frames_per_step"] = (f"the model's: {per_step:.3g} localizations per µm² of "
-                                      f"structure per step is within its range")
+        reasons["frames_per_step"] = (f"the shortest step with {need:.3g} localizations per µm² of "
+                                      f"structure ({m.density_structure * S:.3g})")
     W = W0
-    span = (2 * W0 + 1) * S
-    if m.motion_frames is not None and math.isfinite(m.motion_frames) and \
-            m.motion_frames * MOTION_SPAN < span:
-        W = max(MIN_WINDOW, min(W0, int(m.motion_frames * MOTION_SPAN / S / 2)))
-        reasons["window"] = (f"the structure changes within {m.motion_frames:.0f} raw frames, "
-                             f"shorter than ±{W0} steps ({span} frames)")
-    else:
-        reasons["window"] = f"the model's (±{W0} steps = {span} raw frames of context)"
+    reasons["window"] = (f"the model's (±{W0} steps = {(2 * W0 + 1) * S} raw frames); ±10 was never "
+                         f"better by more than 0.01 F1 in the sweep")
     stride = auto_stride(device)
     reasons["stride"] = ("exact mode on a GPU" if stride == 1 else
                          f"{stride} outputs per window on a CPU (about {stride}x faster, same "

@@ -1,0 +1,119 @@
+"""Issue 16: parameters from the data (dblink.suggest): what is measured on simulated movies of known
+density, precision and speed, what is proposed, and --auto. The F1 of the proposal against a grid
+sweep is measured by tools/suggest_sweep.py (README "Parameters from the data"), not here."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from dblink.errors import DBlinkError
+from dblink.options import ReconstructOptions
+from dblink.simulate import SimConfig, simulate_movie
+from dblink.suggest import apply_auto, measure, nena, suggest
+from dblink.tables import Localizations, write_localizations
+
+SLOW = dict(drift_nm=200.0, rotation_deg=15.0, deform_nm=40.0)
+FAST = dict(drift_nm=1500.0, rotation_deg=60.0, deform_nm=150.0)
+
+
+def movie(sample="filaments", density=0.3, motion=SLOW, seed=16, **kw):
+    cfg = SimConfig(sample=sample, height_px=64, width_px=64, frames_per_step=5, n_steps=200,
+                    n_structures=4 if sample == "filaments" else 3, density=density, **motion, **kw)
+    return simulate_movie(cfg, seed).locs
+
+
+@pytest.fixture(scope="module")
+def slow():
+    return movie()
+
+
+def test_density_on_the_structure_and_of_the_field(slow):
+    m = measure(slow)
+    n_frames = slow.frame_range[1] - slow.frame_range[0] + 1
+    assert m.density_field == pytest.approx(len(slow) / (m.field_um2 * n_frames))
+    # 4 filaments cover a small part of the field: the structure is much denser than the field
+    assert 0.1 * m.field_um2 < m.structure_um2 < 0.4 * m.field_um2
+    assert 3 * m.density_field < m.density_structure < 10 * m.density_field
+    # and it scales with the simulated density
+    assert measure(movie(density=0.1)).density_structure < 0.6 * m.density_structure
+
+
+def test_precision_from_the_uncertainty_column_or_nena(slow):
+    m = measure(slow)
+    assert m.precision_method == "median of the uncertainty column"
+    assert m.precision_nm == pytest.approx(20.0, rel=0.1)  # the simulation's median precision
+    bare = Localizations(frame=slow.frame, x=slow.x, y=slow.y, source="bare")
+    assert nena(bare) == pytest.approx(20.0, rel=0.2)
+    assert measure(bare).precision_method == "NeNA"
+
+
+def test_fast_motion_changes_the_structure_sooner(slow):
+    fast = measure(movie(motion=FAST))
+    assert fast.motion_frames < 200 < measure(slow).motion_frames
+
+
+def test_proposals_follow_density_motion_and_shape(slow):
+    s = suggest(slow, device="cpu")
+    assert s.options == {"model": "filaments", "frames_per_step": 10, "window": 25, "stride": 8}
+    assert suggest(movie(density=0.1), device="cpu").options["frames_per_step"] == 20
+    assert suggest(movie(density=1.0), device="cpu").options["frames_per_step"] == 5
+    assert suggest(movie(motion=FAST), device="cpu").options["frames_per_step"] == 5
+    mito = suggest(movie("mitochondria", density=0.6), device="cpu")
+    assert mito.options["model"] == "mitochondria"
+    assert suggest(slow, model="mitochondria", device="cuda").options["stride"] == 1
+    text = s.report()
+    for line in ("density", "precision", "motion", "shape", "--frames-per-step", "command: dblink "
+                 "reconstruct TABLE -o OUT.tif --model filaments --frames-per-step 10 --window 25 "
+                 "--stride 8"):
+        assert line in text
+
+
+def test_too_few_localizations_is_one_line():
+    tiny = Localizations(frame=np.arange(1, 11), x=np.zeros(10), y=np.zeros(10), source="t.csv")
+    with pytest.raises(DBlinkError, match="t.csv: only 10 localizations; too few"):
+        measure(tiny)
+
+
+def test_auto_fills_only_what_was_left_at_its_default(slow):
+    notes: list[str] = []
+    o = apply_auto(movie(density=0.1), ReconstructOptions(device="cpu"), notes.append)
+    assert (o.model, o.frames_per_step, o.window, o.stride, o.auto) == ("filaments", 20, 25, 8, False)
+    assert notes and notes[0].startswith("--auto: model filaments, frames_per_step 20")
+    kept = apply_auto(movie(density=0.1), ReconstructOptions(device="cpu", frames_per_step=7,
+                                                            stride=2, model="mitochondria"))
+    assert (kept.model, kept.frames_per_step, kept.stride) == ("mitochondria", 7, 2)
+
+
+def test_cli_suggest_and_reconstruct_auto(slow, tmp_path, capsys):
+    from dblink.cli import main
+
+    table = tmp_path / "locs.csv"
+    write_localizations(table, slow)
+    assert main(["suggest", str(table), "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["options"]["frames_per_step"] == 10 and "density_structure" in out["measures"]
+    assert main(["suggest", str(table), "--device", "cpu"]) == 0
+    assert "suggested:" in capsys.readouterr().out
+    # --auto on the command line (measured on the whole table; a small piece is reconstructed)
+    assert main(["reconstruct", str(table), "-o", str(tmp_path / "o.tif"), "--auto", "--device",
+                 "cpu", "--roi", "0,0,400,400", "--no-confidence", "--progress", "json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    auto = [e["message"] for e in events if e.get("event") == "warning" and "--auto" in e["message"]]
+    assert auto and "frames_per_step 10" in auto[0] and "stride 8" in auto[0], events
+    assert events[-1]["event"] == "done"
+
+
+def test_cli_suggest_refuses_bad_input_in_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("frame,x,y\n1,2,3\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    r = subprocess.run([sys.executable, "-m", "dblink.cli", "suggest", str(bad)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "only 1 localizations; too few to measure" in r.stderr
