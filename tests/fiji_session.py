@@ -30,6 +30,22 @@ def main() -> None:
         out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
         if a is not None and b is not None:
             out["max_abs_diff"] = max_diff(a, b)
+    elif check == "open_image":
+        # issue 16: table=[open image] — the active image is a map stack (both routes)
+        IJ, WM = jpype.JClass("ij.IJ"), jpype.JClass("ij.WindowManager")
+        imp = IJ.openImage(args["image"])
+        WM.setTempCurrentImage(imp)
+        out["title_before"] = str(imp.getTitle())
+        register_runtime()
+        a = P().runWith(P.parse(args["options"]), True)
+        out["inprocess_error"] = str(P.lastError())
+        P.setRuntime(None)
+        b = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
+        out["subprocess_error"] = str(P.lastError())
+        out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
+        if a is not None and b is not None:
+            out["max_abs_diff"] = max_diff(a, b)
+        out["title_after"] = str(imp.getTitle())
     elif check == "error":
         if args.get("register"):
             register_runtime()
