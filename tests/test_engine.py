@@ -193,3 +193,35 @@ def test_out_of_memory_halves_the_batch_instead_of_failing():
         run(x, pos)
     with pytest.raises(RuntimeError, match="out of memory"):  # not on CPUs
         _Runner(Hopeless(), torch.device("cpu"), "fp32")(x, pos)
+
+
+@pytest.mark.parametrize("W,K,N", [(6, 1, 3), (6, 2, 4), (5, 3, 2), (8, 4, 5)])
+def test_sampled_confidence_is_the_interpolated_per_step_confidence(W, K, N):
+    """Sampling the confidence every N steps: the samples get the per-step confidence, the steps
+    between get 1 − sqrt of the time-interpolated mean squared deviation, the video is the same,
+    and the head decodes 1 + 2/N steps per output step instead of 3 (issue #18)."""
+    from dblink.windows import confidence_samples, plan_windows
+
+    torch.manual_seed(3)
+    net = torch.jit.script(build_model("compact", hidden=4, encoder=4, decoder=4, skip=2).eval())
+    rng = np.random.default_rng(3)
+    T = 29
+    video = (rng.random((T, 12, 12)) < 0.08).astype(np.float32)
+    kw = dict(window=W, stride=K, device="cpu", batch=2, confidence=True, progress="none")
+    full = infer(video, net, confidence_every=1, chunk=5, **kw)
+    part = infer(video, net, confidence_every=N, chunk=7, **kw)
+    np.testing.assert_allclose(part.video, full.video, atol=1e-6)
+    samples = list(confidence_samples(T, N))
+    msd = (1 - full.confidence) ** 2  # outputs in [0, 1]: the confidence is never clipped at 0
+    for t in range(T):
+        before = [s for s in samples if s <= t]
+        after = [s for s in samples if s >= t]
+        if not before or not after:
+            want = msd[(before or after)[-1 if before else 0]]
+        else:
+            s0, s1 = before[-1], after[0]
+            w = 0.0 if s0 == s1 else (t - s0) / (s1 - s0)
+            want = (1 - w) * msd[s0] + w * msd[s1]
+        np.testing.assert_allclose(part.confidence[t], 1 - np.sqrt(want), atol=2e-5, err_msg=str(t))
+    decoded = sum(len(w.keep) + len(w.alt) for w in plan_windows(T, W, K, True, N))
+    assert T < decoded <= T + 2 * len(samples) < 3 * T

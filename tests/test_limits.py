@@ -49,7 +49,7 @@ def test_video_over_max_memory_is_refused_before_allocation(tiny_model_file, no_
     # in memory: the whole result (2 channels) + one time chunk of the engine + per-step bookkeeping
     need = job_bytes(1000, 250, 250, 3, 1, 1, True, held_steps=1000)
     assert need == 2 * 250_000_000 + stream_bytes(250, 250, 3, 1, 1, True) + steps_overhead(1000, 2)
-    assert format_bytes(need) == "483.1 MiB"
+    assert format_bytes(need) == "484.5 MiB"
     # ... plus the network's working memory (one call on the whole field, or a tile)
     with pytest.raises(DBlinkError, match=r"would need about (4[89]\d|5\d\d)\.\d MiB \(1000 steps "
                                           r"of 250 x 250 pixels kept in memory, 7-step windows\), "

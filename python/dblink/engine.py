@@ -33,8 +33,8 @@ from .errors import DBlinkError
 from .memory import default_chunk
 from .progress import Progress, ProgressSpec
 from .tiling import DEFAULT_HALO, plan_tiles
-from .windows import confidence as confidence_of
-from .windows import Window, confidence_shift, iter_batches, iter_windows
+from .windows import (Window, confidence_every_default, confidence_from, confidence_samples,
+                      confidence_shift, deviation, interpolate, iter_batches, iter_windows)
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -231,7 +231,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                  confidence: bool = True, normalize: bool = False, tile: int | None = None,
                  halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
                  progress: ProgressSpec = "bar", stats: dict | None = None,
-                 precision: str = "fp32", tta: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+                 precision: str = "fp32", tta: int = 1, confidence_every: int | None = None,
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Reconstruct a video (T, H, W) = ``shape`` read step ranges at a time from ``source``;
     yields ``(t, output (H, W), confidence (H, W) or None)`` for t = 0 … T − 1 in order.
 
@@ -242,6 +243,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     ``align``: tile origins are multiples of it (2 for CompactNet). ``batch``: windows per network
     call (None: :func:`auto_batch`). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast).
     ``tta``: 1, or 4 / 8 augmented copies of each window averaged (see :func:`augmented`).
+    ``confidence_every``: the confidence is measured every N steps and interpolated between
+    (None: N = δ; 1: every step; see :mod:`.windows`).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``
     and the time spent reading steps from ``source`` (``source_s``) and in the network
     (``network_s``, transfers included; ``setup_s`` before: moving the model to the device, the
@@ -257,14 +260,17 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     module = module.to(dev).eval()
     tiles = plan_tiles(H, W, tile, halo, align)
     n_windows = -(-T // stride)
+    every = confidence_every or confidence_every_default(window, stride)
+    if every < 1:
+        raise DBlinkError(f"--confidence-every must be >= 1 step, got {every}")
     if batch is None:  # from the middle window, the largest (found by a generator walk)
-        w0 = next(islice(iter_windows(T, window, stride, confidence), n_windows // 2, None))
+        w0 = next(islice(iter_windows(T, window, stride, confidence, every), n_windows // 2, None))
         t0_ = tiles[0]
         batch = auto_batch(module, dev, w0.stop - w0.start, t0_.Y1 - t0_.Y0, t0_.X1 - t0_.X0,
                            len(w0.keep) + len(w0.alt), precision)
     if batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
-    batches = iter_batches(iter_windows(T, window, stride, confidence), batch)
+    batches = iter_batches(iter_windows(T, window, stride, confidence, every), batch)
     delta = confidence_shift(window, stride)
     chunk = default_chunk(H, W, window, stride, confidence) if chunk is None else max(1, int(chunk))
     t0 = time.perf_counter()
@@ -274,7 +280,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     run = _Runner(module, dev, precision, tta)
     reader = _ChunkReader(source, H, W, dev)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
-    alts: dict[int, list[np.ndarray]] = {}  # their alternate estimates
+    alts: dict[int, list[np.ndarray]] = {}  # the confidence samples' alternate estimates
+    samples = _Samples(T, every) if confidence else None
     next_t = 0
     with Progress(T, progress, desc="reconstruct") as bar:
         for group, last in _time_chunks(batches, chunk):
@@ -288,9 +295,14 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                     alts.setdefault(t, []).append(frame)
             # outputs whose alternates (from windows keeping t ± δ) are all in can go
             final = T if last else max(w.keep[-1] for w in group[-1]) + 1 - delta
-            while next_t < final:
-                y = out.pop(next_t)
-                yield next_t, y, confidence_of(y, alts.pop(next_t, [])) if confidence else None
+            if samples is None:
+                while next_t < final:
+                    yield next_t, out.pop(next_t), None
+                    next_t += 1
+                continue
+            samples.measure(final, out, alts)
+            while next_t < final and samples.ready(next_t):
+                yield next_t, (y := out.pop(next_t)), samples.confidence(next_t, y.shape)
                 next_t += 1
         if bar.done < T:
             bar.update(T - bar.done)
@@ -299,6 +311,44 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                      network_s=run.seconds, skipped_windows=run.skipped)
         if run.max_batch is not None:
             stats["batch"] = run.max_batch
+
+
+class _Samples:
+    """The confidence's samples (every N-th step): their MSD maps as they come in, and the
+    interpolated confidence of any step once the samples around it are measured."""
+
+    def __init__(self, T: int, every: int) -> None:
+        self.steps = confidence_samples(T, every)
+        self.msd: dict[int, np.ndarray | None] = {}
+        self.done = 0  # samples measured: self.steps[:done]
+
+    def measure(self, final: int, out: dict, alts: dict) -> None:
+        """Measure every sample before step ``final`` (its output and alternates are in)."""
+        while self.done < len(self.steps) and self.steps[self.done] < final:
+            s = self.steps[self.done]
+            self.msd[s] = deviation(out[s], alts.pop(s, []))
+            self.done += 1
+
+    def _around(self, t: int) -> tuple[int, int]:
+        """Indices of the samples at or before / at or after step ``t`` (−1 / len: none)."""
+        st = self.steps
+        if not len(st) or t < st[0]:
+            return -1, 0
+        i = min(len(st) - 1, (t - st[0]) // st.step)
+        return i, i if st[i] == t else i + 1
+
+    def ready(self, t: int) -> bool:
+        """Whether step ``t``'s confidence can be computed (its next sample is measured)."""
+        return self._around(t)[1] < self.done or self._around(t)[1] >= len(self.steps)
+
+    def confidence(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
+        i, j = self._around(t)
+        st = self.steps
+        before = (st[i], self.msd[st[i]]) if i >= 0 else None
+        after = (st[j], self.msd[st[j]]) if j < len(st) else None
+        for s in [s for s in self.msd if s < st[max(i, 0)]]:  # no longer needed
+            del self.msd[s]
+        return confidence_from(interpolate(t, before, after), shape)
 
 
 def _time_chunks(batches: Iterator[list[Window]], chunk: int) -> Iterator[tuple[list, bool]]:
@@ -375,7 +425,8 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
           device: str = "auto", batch: int | None = None, confidence: bool = True,
           normalize: bool = False, progress: ProgressSpec = "bar", tile: int | None = None,
           halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
-          precision: str = "fp32", tta: int = 1) -> Reconstruction:
+          precision: str = "fp32", tta: int = 1,
+          confidence_every: int | None = None) -> Reconstruction:
     """Reconstruct a localization-map video (T, H, W) with a DBlink network (in memory).
 
     Args:
@@ -389,6 +440,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
         tile, halo, align: split the field into tiles of ``tile`` px with ``halo`` px of context
             (see :func:`stream_infer`); None: no tiling.
         chunk: output steps per time chunk (default: by memory); the output does not depend on it.
+        confidence_every: measure the confidence every N steps, interpolate between (None: δ).
     """
     video = np.asarray(video, dtype=np.float32)
     if video.ndim != 3:
@@ -401,7 +453,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
     stats: dict = {}
     for t, y, c in stream_infer(lambda a, b: video[a:b], video.shape, module, window, stride,
                                 device, batch, confidence, normalize, tile, halo, align, chunk,
-                                progress, stats, precision, tta):
+                                progress, stats, precision, tta, confidence_every):
         out[t] = y
         if conf is not None:
             conf[t] = c

@@ -93,13 +93,14 @@ def video_bytes(n_steps: int, grid) -> int:
 
 def stream_bytes(H: int, W: int, window: int, stride: int, chunk: int, confidence: bool) -> int:
     """Rough peak bytes of the streaming engine's arrays for time chunks of ``chunk`` steps: the
-    chunk's input (+ 2·window steps of context), its estimates, and outputs waiting δ steps for
-    their confidence (each with up to two alternates) — independent of the movie's length."""
+    chunk's input (+ 2·window steps of context), its estimates, and outputs waiting up to 2δ
+    steps for their confidence samples (each with up to two alternates) — independent of the
+    movie's length."""
     from .windows import confidence_shift
 
     chunk = -(-max(chunk, 1) // stride) * stride
     per_out = 3 if confidence else 1
-    pending = chunk + confidence_shift(window, stride) + stride
+    pending = chunk + 2 * confidence_shift(window, stride) + stride
     return 4 * H * W * (chunk + 2 * window + chunk * per_out + pending * per_out)
 
 
@@ -212,6 +213,7 @@ def _tile_pixels(H: int, W: int, tile: int | None, halo: int) -> tuple[int, floa
 def plan_memory(arch: str | None, hparams: dict, n_steps: int, H: int, W: int, window: int,
                 stride: int, confidence: bool, limit: int, *, batch: int | None = None,
                 tile: int | None = None, auto_batch: int = 4, halo: int = 32,
+                every: int | None = None,
                 held_steps: int = 0, network_on_host: bool = True) -> MemoryPlan:
     """Choose tiles, batch and time chunk for a job of ``n_steps`` steps of H × W px within
     ``limit`` bytes (``--max-memory``), from :func:`network_bytes` and :func:`job_bytes`.
@@ -219,14 +221,18 @@ def plan_memory(arch: str | None, hparams: dict, n_steps: int, H: int, W: int, w
     ``tile``: the user's tile size (0: never tile), or None to choose: the whole field with
     ``auto_batch`` windows per call if that fits, else one window per call, else the largest tile
     (:data:`TILE_SIZES`) that fits — tiles only when the untiled job does not fit, since their
-    halos cost time. ``batch``: the user's windows per call (None: ``auto_batch``, or 1 if that
+    halos cost time. ``every``: the confidence's sampling (steps; None: its default). ``batch``: the user's windows per call (None: ``auto_batch``, or 1 if that
     is what fits). The plan's :attr:`~MemoryPlan.total` may still exceed ``limit``: the caller
     refuses such a job."""
     chunk = default_chunk(H, W, window, stride, confidence, budget=min(CHUNK_BUDGET, limit // 2))
     chunk = min(chunk, -(-n_steps // stride) * stride)
     arrays = job_bytes(n_steps, H, W, window, stride, chunk, confidence, held_steps)
+    from .windows import confidence_every_default
+
     n_in = min(n_steps, 2 * window + stride)
-    decoded = min(n_in, stride * (3 if confidence and window > 0 else 1))
+    every = every or confidence_every_default(window, stride)
+    sampled = -(-stride // every) if confidence and window > 0 else 0  # per window, at most
+    decoded = min(n_in, stride + 2 * sampled)
 
     def option(t: int | None, b: int) -> MemoryPlan:
         px, cost = _tile_pixels(H, W, t, halo)

@@ -146,6 +146,13 @@ class ReconstructOptions:
                                     zero_default=True, default_help="frames as the unit")
     confidence: bool = option(True, "skip the confidence channel (faster)", kind=bool,
                               flag="--no-confidence", macro="skip_confidence")
+    confidence_every: int | None = option(None, "measure the confidence every N steps and "
+                                          "interpolate it in time between (1: every step; the "
+                                          "network then decodes 3 steps per output step instead "
+                                          "of 1 + 2/N)", kind=int, metavar="N",
+                                          check=_at_least(1), zero_default=True,
+                                          default_help="the confidence's own time scale, "
+                                          "max(K, W/2) steps")
     device: str = option("auto", "where the network runs (auto: CUDA if present)",
                          choices=DEVICES, check=_one_of(DEVICES))
     batch: int | None = option(None, "windows per network call", kind=int, metavar="N",

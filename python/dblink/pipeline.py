@@ -98,7 +98,8 @@ class Job:
         o = self.options
         return dict(window=self.window, stride=o.stride, device=o.device, batch=self.memory.batch,
                     confidence=o.confidence, normalize=self.model.normalize, tile=self.tile,
-                    halo=self.halo, align=self.align, precision=o.precision, tta=o.tta)
+                    halo=self.halo, align=self.align, precision=o.precision, tta=o.tta,
+                    confidence_every=o.confidence_every)
 
     def check_counts(self, n_inside: int, n_outside_roi: int) -> None:
         """Refuse an empty ROI; warn about dropped localizations, settings and density."""
@@ -209,6 +210,7 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     H, Wd = grid.shape
     on_host = pick_device(o.device).type == "cpu"  # on a GPU the network's memory is the GPU's
     plan = plan_memory(arch, hp, T, H, Wd, W, o.stride, o.confidence, limit, batch=o.batch,
+                       every=o.confidence_every,
                        tile=o.tile, auto_batch=CPU_BATCH if on_host else 1, halo=halo,
                        held_steps=T if held else 0, network_on_host=on_host)
     if not on_host and o.batch is None:  # the engine measures the GPU's free memory

@@ -58,7 +58,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
     /** The option keys, as recorded by the dialog and read from macro options. */
     public static final String[] KEYS = {"table", "model", "auto", "pixel_size", "frames_per_step", "window",
         "stride", "roi", "camera_pixel", "columns", "first_frame", "last_frame", "device", "batch", "precision",
-        "tta", "tile", "max_memory", "exposure", "skip_confidence", "show", "save", "python"};
+        "tta", "tile", "max_memory", "exposure", "skip_confidence", "confidence_every", "show", "save", "python"};
     static final String[] BOOLEAN_KEYS = {"auto", "skip_confidence", "show"};
     /** Keys whose value 0 means something (tile=0: never tile); for the others 0 = the default. */
     static final String[] ZERO_KEYS = {"tile"};
@@ -535,7 +535,8 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
             {"first_frame", "--first-frame"},
             {"last_frame", "--last-frame"}, {"device", "--device"}, {"batch", "--batch"},
             {"precision", "--precision"}, {"tta", "--tta"}, {"tile", "--tile"},
-            {"max_memory", "--max-memory"}, {"exposure", "--exposure"}};
+            {"max_memory", "--max-memory"}, {"exposure", "--exposure"},
+            {"confidence_every", "--confidence-every"}};
         for (String[] f : flags) {
             if (o.containsKey(f[0])) { cmd.add(f[1]); cmd.add(o.get(f[0])); }
         }
