@@ -44,10 +44,9 @@ TTA_CHOICES = options.TTA_CHOICES  # test-time augmentation: copies of each wind
 
 
 def check_tta(tta: int) -> None:
-    """Refuse a test-time augmentation count other than 1, 4 or 8 with one line."""
-    if tta not in TTA_CHOICES:
-        raise DBlinkError(f"--tta must be one of {', '.join(map(str, TTA_CHOICES))} "
-                          f"(1: off, 4: mirrored copies, 8: mirrored and transposed), not {tta!r}")
+    """Refuse a test-time augmentation count other than 1, 4 or 8 with one line (the options'
+    own check: :class:`~.options.ReconstructOptions`)."""
+    options.ReconstructOptions.make(tta=tta)
 
 
 def dihedral(n: int) -> list[tuple[bool, tuple[int, ...]]]:
@@ -74,9 +73,8 @@ def augmented(module: Callable, x: torch.Tensor, pos: torch.Tensor, tta: int = 1
 
 
 def check_precision(precision: str) -> None:
-    """Refuse an unknown precision name with one line."""
-    if precision not in PRECISIONS:
-        raise DBlinkError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    """Refuse an unknown precision name with one line (the options' own check)."""
+    options.ReconstructOptions.make(precision=precision)
 
 
 def autocast(dev: torch.device, precision: str):

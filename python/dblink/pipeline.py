@@ -389,6 +389,16 @@ class Result:
                          overwrite=overwrite)
 
 
+def _given_model(model: str | Path | LoadedModel, kw: dict) -> LoadedModel | None:
+    """A loaded model is used as it is; a name or file becomes the ``model`` option."""
+    from .export import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return model
+    kw["model"] = str(model)
+    return None
+
+
 def reconstruct_table(table: str | Path | Localizations, model: str | Path | LoadedModel = "filaments",
                       options: ReconstructOptions | None = None, *, progress: ProgressSpec = "bar",
                       warn: Callable[[str], None] = _stderr_warning, chunk: int | None = None,
@@ -399,11 +409,7 @@ def reconstruct_table(table: str | Path | Localizations, model: str | Path | Loa
     in :func:`reconstruct` (e.g. ``roi="15000,20000,5000,5000"``, ``stride=8``). The whole result
     counts in ``max_memory``.
     """
-    from .export import LoadedModel
-
-    loaded = model if isinstance(model, LoadedModel) else None
-    if loaded is None:
-        kw["model"] = str(model)
+    loaded = _given_model(model, kw)
     sink = ArraySink()
     run = reconstruct(table, sink, options, progress=progress, warn=warn, chunk=chunk,
                       loaded_model=loaded, **kw)
@@ -422,10 +428,6 @@ def reconstruct_to_file(table: str | Path | Localizations, output: str | Path,
                         warn: Callable[[str], None] = _stderr_warning, chunk: int | None = None,
                         **kw) -> Run:
     """:func:`reconstruct` into a TIFF file (streamed: memory does not grow with the movie)."""
-    from .export import LoadedModel
-
-    loaded = model if isinstance(model, LoadedModel) else None
-    if loaded is None:
-        kw["model"] = str(model)
+    loaded = _given_model(model, kw)
     return reconstruct(table, TiffSink(output, overwrite=overwrite), options, progress=progress,
                        warn=warn, chunk=chunk, loaded_model=loaded, **kw)
