@@ -232,17 +232,9 @@ def list_models() -> list[LoadedModel]:
 
 
 @path_errors
-def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: float,
-                    frames_per_step: int, window: int = 25, name: str | None = None) -> Path:
-    """Convert a state dict saved by the original DBlink code into an ``arch=paper`` model file.
-
-    The original keys are ``forward_net.cell_list.{i}.conv.weight/bias`` (shape [4·hidden,
-    in + hidden, k, k]), the same under ``reverse_net.``, and ``conv_net.{0,2,4,6}.weight/bias``;
-    the hyper-parameters are read from the shapes. The original network fed raw localization counts
-    per step and normalized each output frame to [0, 1]: the model file says so (``output:
-    unbounded``), and dblink normalizes each frame the same way.
-    """
-    src = Path(state_path)
+def _check_import_args(pixel_size_nm: float, frames_per_step: int, window: int,
+                       name: str | None) -> dict:
+    """The geometry of an imported model, checked as model metadata is (named by its flags)."""
     opts = {"pixel_size_nm": pixel_size_nm, "frames_per_step": frames_per_step, "window": window}
     flags = {"pixel_size_nm": "--pixel-size", "frames_per_step": "--frames-per-step", "window": "--window"}
     try:
@@ -252,17 +244,18 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
         for key, flag in flags.items():
             msg = msg.replace(f"'{key}'", flag)
         raise DBlinkError(msg) from None
-    pixel_size_nm, frames_per_step = checked["pixel_size_nm"], checked["frames_per_step"]
-    window = checked["window"]
     if name is not None:
         try:
             modelmeta._text(name, "--name")
         except modelmeta._Bad as exc:
             raise DBlinkError(str(exc).replace("'--name'", "--name")) from None
+    return {k: checked[k] for k in opts}
+
+
+def _read_state_dict(src: Path) -> dict:
+    """A plain state dict of named tensors (``module.`` prefixes of DataParallel removed)."""
     if not src.is_file():
         raise DBlinkError(f"{src}: no such file")
-    from .files import check_output_path
-    check_output_path(out, overwrite=True, suffixes=(".pt",), what="model file")
     try:
         sd = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -278,8 +271,11 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
     if bad is not None:
         raise DBlinkError(f"{src}: not an original DBlink state dict (entry {str(bad)[:60]!r} is "
                           f"not a named tensor)")
-    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
 
+
+def _original_hparams(sd: dict, src: Path) -> dict:
+    """The paper architecture's hyper-parameters, read from the original weights' shapes."""
     def index(k: str, pos: int) -> int | None:
         part = k.split(".")[pos] if len(k.split(".")) > pos else ""
         return int(part) if part.isdigit() and len(part) < 4 else None
@@ -307,14 +303,35 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
         modelmeta.check_hparams("paper", hp, "the weights' shapes give hparams")
     except modelmeta._Bad as exc:
         raise DBlinkError(f"{src}: not an original DBlink state dict ({exc})") from None
+    return hp
+
+
+def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: float,
+                    frames_per_step: int, window: int = 25, name: str | None = None) -> Path:
+    """Convert a state dict saved by the original DBlink code into an ``arch=paper`` model file.
+
+    The original keys are ``forward_net.cell_list.{i}.conv.weight/bias`` (shape [4·hidden,
+    in + hidden, k, k]), the same under ``reverse_net.``, and ``conv_net.{0,2,4,6}.weight/bias``;
+    the hyper-parameters are read from the shapes. The original network fed raw localization counts
+    per step and normalized each output frame to [0, 1]: the model file says so (``output:
+    unbounded``), and dblink normalizes each frame the same way.
+    """
+    src = Path(state_path)
+    geometry = _check_import_args(pixel_size_nm, frames_per_step, window, name)
+    if not src.is_file():
+        raise DBlinkError(f"{src}: no such file")
+    from .files import check_output_path
+    check_output_path(out, overwrite=True, suffixes=(".pt",), what="model file")
+    sd = _read_state_dict(src)
+    hp = _original_hparams(sd, src)
     try:
         net = build_model("paper", **hp)
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise DBlinkError(f"{src}: weights do not fit the paper architecture "
                           f"({_first_line(exc, 160)})") from None
-    meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp,
-            "pixel_size_nm": float(pixel_size_nm), "frames_per_step": int(frames_per_step),
-            "window": int(window), "output": "unbounded",
+    meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp, "output": "unbounded",
+            "pixel_size_nm": float(geometry["pixel_size_nm"]),
+            "frames_per_step": int(geometry["frames_per_step"]), "window": int(geometry["window"]),
             "imported_from": {"file": src.name, "note": "original DBlink weights (Saguy et al.)"}}
     return save_model(net, out, meta)
