@@ -84,6 +84,8 @@ def build_package(model_ref: str | Path, out: str | Path) -> Path:
     except ImportError:
         raise DBlinkError("bioimage.io export needs the optional extra: pip install 'dblink[bioimageio]' "
                           "(bioimageio.core)") from None
+    import shutil
+
     from .files import atomic_output, check_output_path
 
     out = Path(out)
@@ -93,76 +95,84 @@ def build_package(model_ref: str | Path, out: str | Path) -> Path:
     model = load_model(model_ref)  # metadata checked against the schema, probe forward run
     with tempfile.TemporaryDirectory(prefix="dblink-bioimageio-") as tmp:
         tmp = Path(tmp)
-        x = _test_input(model)
-        try:
-            with torch.no_grad():
-                y = model.module(torch.from_numpy(x))
-        except Exception as exc:  # noqa: BLE001 - a model that fails on the test input
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise DBlinkError(f"{model.path}: not a dblink network: forward(x) on the "
-                              f"{' x '.join(map(str, x.shape))} test input failed ({first})") from None
-        if not isinstance(y, torch.Tensor) or tuple(y.shape) != x.shape:
-            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise DBlinkError(f"{model.path}: not a dblink network: output {shape} differs from "
-                              f"the input's shape {x.shape}")
-        y = y.float().numpy().astype(np.float32)
-        if not np.isfinite(y).all():
-            raise DBlinkError(f"{model.path}: not a dblink network: non-finite outputs on the test input")
-        if not model.normalize and (y.min() < 0 or y.max() > 1):
-            raise DBlinkError(f"{model.path}: the metadata says 'output: probability' but the network "
-                              f"returns values from {y.min():.3g} to {y.max():.3g}")
+        x, y = _test_tensors(model)
         np.save(tmp / "test_input.npy", x)
         np.save(tmp / "test_output.npy", y)
-        cover = _cover(x, y, tmp / "cover.png")
-        doc = _documentation(model, tmp / "README.md")
-        px_um = model.pixel_size / 1000.0
-
-        def space(axis: str, out: bool):
-            if out:
-                return bio.SpaceOutputAxis(id=bio.AxisId(axis), size=bio.SizeReference(
-                    tensor_id=bio.TensorId("locs"), axis_id=bio.AxisId(axis)),
-                    unit="micrometer", scale=px_um)
-            return bio.SpaceInputAxis(id=bio.AxisId(axis), size=bio.ParameterizedSize(min=16, step=8),
-                                      unit="micrometer", scale=px_um)
-
-        time_in = bio.TimeInputAxis(size=bio.ParameterizedSize(min=1, step=1),
-                                    description=f"steps of {model.frames_per_step} raw frames")
-        time_out = bio.TimeOutputAxis(size=bio.SizeReference(tensor_id=bio.TensorId("locs"),
-                                                             axis_id=bio.AxisId("time")))
-        inp = bio.InputTensorDescr(
-            id=bio.TensorId("locs"), description="localization counts per render pixel and step",
-            axes=[bio.BatchAxis(), time_in, space("y", False), space("x", False)],
-            test_tensor=bio.FileDescr(source=tmp / "test_input.npy"),
-            data=bio.IntervalOrRatioDataDescr(type="float32"))
-        outp = bio.OutputTensorDescr(
-            id=bio.TensorId("reconstruction"), description="probability of structure per pixel (0-1)",
-            axes=[bio.BatchAxis(), time_out, space("y", True), space("x", True)],
-            test_tensor=bio.FileDescr(source=tmp / "test_output.npy"),
-            data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)))
-        cite = [bio.CiteEntry(text=PAPER_TEXT, doi=bio.Doi(PAPER_DOI)),
-                bio.CiteEntry(text=f"dblink {__version__}: DBlink reconstructions from ThunderSTORM "
-                              f"localization tables (Python package and Fiji plugin), an implementation "
-                              f"of the DBlink paper", doi=bio.Doi(PAPER_DOI))]
-        descr = bio.ModelDescr(
-            name=f"DBlink {model.name}",
-            description=(f"Bidirectional ConvLSTM (DBlink) reconstructing a super-resolved video of "
-                         f"{model.meta.get('sample', 'structures')} from SMLM localization maps "
-                         f"({model.pixel_size:g} nm pixels, {model.frames_per_step} frames per step)."),
-            authors=[bio.Author(name="dblink contributors")],
-            cite=cite, license="MIT", tags=["smlm", "super-resolution", "localization-microscopy",
-                                            "convlstm", "live-cell", "dblink", "pytorch"],
-            documentation=bio.FileDescr(source=doc), covers=[bio.FileDescr(source=cover)], inputs=[inp], outputs=[outp],
-            version=__version__,
-            weights=bio.WeightsDescr(torchscript=bio.TorchscriptWeightsDescr(
-                source=Path(model.path), pytorch_version=bio.Version(torch.__version__.split("+")[0]))),
-        )
-        import shutil
-
+        descr = _describe(bio, model, tmp, _cover(x, y, tmp / "cover.png"),
+                          _documentation(model, tmp / "README.md"))
         with _quiet():
             built = save_bioimageio_package(descr, output_path=tmp / "package.zip")
         with atomic_output(out) as part:  # complete or absent
             shutil.copyfile(built, part)
     return out
+
+
+def _test_tensors(model) -> tuple[np.ndarray, np.ndarray]:
+    """The package's test input and the model's output on it, checked to be a dblink network's."""
+    x = _test_input(model)
+    try:
+        with torch.no_grad():
+            y = model.module(torch.from_numpy(x))
+    except Exception as exc:  # noqa: BLE001 - a model that fails on the test input
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DBlinkError(f"{model.path}: not a dblink network: forward(x) on the "
+                          f"{' x '.join(map(str, x.shape))} test input failed ({first})") from None
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != x.shape:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise DBlinkError(f"{model.path}: not a dblink network: output {shape} differs from "
+                          f"the input's shape {x.shape}")
+    y = y.float().numpy().astype(np.float32)
+    if not np.isfinite(y).all():
+        raise DBlinkError(f"{model.path}: not a dblink network: non-finite outputs on the test input")
+    if not model.normalize and (y.min() < 0 or y.max() > 1):
+        raise DBlinkError(f"{model.path}: the metadata says 'output: probability' but the network "
+                          f"returns values from {y.min():.3g} to {y.max():.3g}")
+    return x, y
+
+
+def _describe(bio, model, tmp: Path, cover: Path, doc: Path):
+    """The bioimage.io model description (spec 0.5) of a model whose test tensors are in ``tmp``."""
+    px_um = model.pixel_size / 1000.0
+
+    def space(axis: str, out: bool):
+        if out:
+            return bio.SpaceOutputAxis(id=bio.AxisId(axis), size=bio.SizeReference(
+                tensor_id=bio.TensorId("locs"), axis_id=bio.AxisId(axis)),
+                unit="micrometer", scale=px_um)
+        return bio.SpaceInputAxis(id=bio.AxisId(axis), size=bio.ParameterizedSize(min=16, step=8),
+                                  unit="micrometer", scale=px_um)
+
+    time_in = bio.TimeInputAxis(size=bio.ParameterizedSize(min=1, step=1),
+                                description=f"steps of {model.frames_per_step} raw frames")
+    time_out = bio.TimeOutputAxis(size=bio.SizeReference(tensor_id=bio.TensorId("locs"),
+                                                         axis_id=bio.AxisId("time")))
+    inp = bio.InputTensorDescr(
+        id=bio.TensorId("locs"), description="localization counts per render pixel and step",
+        axes=[bio.BatchAxis(), time_in, space("y", False), space("x", False)],
+        test_tensor=bio.FileDescr(source=tmp / "test_input.npy"),
+        data=bio.IntervalOrRatioDataDescr(type="float32"))
+    outp = bio.OutputTensorDescr(
+        id=bio.TensorId("reconstruction"), description="probability of structure per pixel (0-1)",
+        axes=[bio.BatchAxis(), time_out, space("y", True), space("x", True)],
+        test_tensor=bio.FileDescr(source=tmp / "test_output.npy"),
+        data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)))
+    cite = [bio.CiteEntry(text=PAPER_TEXT, doi=bio.Doi(PAPER_DOI)),
+            bio.CiteEntry(text=f"dblink {__version__}: DBlink reconstructions from ThunderSTORM "
+                          f"localization tables (Python package and Fiji plugin), an implementation "
+                          f"of the DBlink paper", doi=bio.Doi(PAPER_DOI))]
+    return bio.ModelDescr(
+        name=f"DBlink {model.name}",
+        description=(f"Bidirectional ConvLSTM (DBlink) reconstructing a super-resolved video of "
+                     f"{model.meta.get('sample', 'structures')} from SMLM localization maps "
+                     f"({model.pixel_size:g} nm pixels, {model.frames_per_step} frames per step)."),
+        authors=[bio.Author(name="dblink contributors")],
+        cite=cite, license="MIT", tags=["smlm", "super-resolution", "localization-microscopy",
+                                        "convlstm", "live-cell", "dblink", "pytorch"],
+        documentation=bio.FileDescr(source=doc), covers=[bio.FileDescr(source=cover)],
+        inputs=[inp], outputs=[outp], version=__version__,
+        weights=bio.WeightsDescr(torchscript=bio.TorchscriptWeightsDescr(
+            source=Path(model.path), pytorch_version=bio.Version(torch.__version__.split("+")[0]))),
+    )
 
 
 def _quiet():
