@@ -154,21 +154,10 @@ def _occupancy(locs: Localizations, grid: Grid) -> np.ndarray:
     return occ.reshape(H, W)
 
 
-def prepare(table: str | Path | Localizations, options: ReconstructOptions,
-            warn: Callable[[str], None] = _stderr_warning,
-            model: LoadedModel | None = None, held: bool = False) -> Job:
-    """Read the table and the model and decide the job's geometry, time, tiles, batch and time
-    chunks (no video is allocated). ``model``: an already loaded model (else ``options.model``
-    is loaded); ``held``: the sink keeps every output step in memory."""
-    o = options
-    warnings: list[str] = []
-
-    def note(msg: str) -> None:
-        warnings.append(msg)
-        warn(msg)
-
-    t_read = time.perf_counter()
-    # any supported format (dblink.formats); a map stack (TIFF) bypasses rendering
+def _read(table: str | Path | Localizations | MapStack, o: ReconstructOptions,
+          note: Callable[[str], None], model: LoadedModel | None):
+    """The input (any format of :mod:`.formats`; a map stack bypasses rendering) cut at
+    ``--last-frame``, and the options completed from the data with ``--auto``."""
     locs = table if isinstance(table, (Localizations, MapStack)) else read_input(
         table, o.camera_pixel, warn=note, columns=o.columns, pixel_size=o.pixel_size)
     if o.last_frame is not None:
@@ -178,9 +167,90 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     if o.auto:  # issue 16: settings left at their defaults are chosen from the data
         from .suggest import apply_auto
         o = apply_auto(locs, o, note, keep_model=model.name if model is not None else None)
+    return locs, o
+
+
+def _count_steps(locs, o: ReconstructOptions, S: int) -> int:
+    """Output steps of the movie, refusing none and absurdly many (:data:`~.memory.MAX_STEPS`)."""
+    T = n_steps_for(locs, S, o.first_frame)
+    if T == 0:
+        raise DBlinkError(f"{locs.source}: no localizations from --first-frame {o.first_frame} on "
+                          f"(the table ends at frame {locs.frame_range[1]})")
+    if T > MAX_STEPS:
+        first, last = o.first_frame, locs.frame_range[1]
+        raise DBlinkError(f"{locs.source}: raw frames {first}–{last} make {T:,} steps of {S} "
+                          f"frames, more than dblink handles ({MAX_STEPS:,}); check the table's "
+                          f"frame column, or choose the frames with --first-frame/--last-frame "
+                          f"(or more --frames-per-step)")
+    return T
+
+
+def _plan(locs, grid: Grid, lm: LoadedModel, o: ReconstructOptions, T: int, W: int, limit: int,
+          held: bool, note: Callable[[str], None]) -> tuple[MemoryPlan, int]:
+    """The memory plan (tiles, batch, chunks; :func:`~.memory.plan_memory`) and the tiles' halo;
+    a sparse field is tiled so that empty tiles are skipped."""
+    from .engine import CPU_BATCH, pick_device
+
+    arch, hp = lm.meta.get("arch"), lm.meta.get("hparams", {})
+    halo = DEFAULT_HALO
+    if arch in ("paper", "compact"):
+        halo = min(DEFAULT_HALO, receptive_radius(arch, hp, min(T, 2 * W + 1)))
+    H, Wd = grid.shape
+    on_host = pick_device(o.device).type == "cpu"  # on a GPU the network's memory is the GPU's
+    plan = plan_memory(arch, hp, T, H, Wd, W, o.stride, o.confidence, limit, batch=o.batch,
+                       every=o.confidence_every, tile=o.tile,
+                       auto_batch=CPU_BATCH if on_host else 1, halo=halo,
+                       held_steps=T if held else 0, network_on_host=on_host)
+    if not on_host and o.batch is None:  # the engine measures the GPU's free memory
+        plan = replace(plan, batch=None)
+    if plan.tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS and \
+            isinstance(locs, Localizations):
+        # a sparse field: tiles whose input never holds a localization are skipped for free
+        tile, cost = sparse_tile(_occupancy(locs, grid), halo, tile_align(arch))
+        if tile:
+            plan = replace(plan, tile=tile)
+            note(f"sparse field: tiles of {tile} px, {100 * cost:.0f} % of the field's pixels "
+                 f"hold localizations (with their {halo} px halo); empty tiles are skipped")
+    return plan, halo
+
+
+def _params(locs, lm: LoadedModel, o: ReconstructOptions, grid: Grid, S: int, W: int, T: int,
+            plan: MemoryPlan, halo: int) -> dict:
+    """The run's parameters, as written into the hyperstack's Info."""
+    params = {
+        "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
+        "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
+        "pixel_size_nm": grid.pixel_size, "frames_per_step": S, "first_frame": o.first_frame,
+        "window": W, "stride": o.stride, "roi_nm": [grid.x0, grid.y0, grid.width, grid.height],
+        "steps": T, "exposure_s": o.exposure,
+    }
+    if o.last_frame is not None:
+        params["last_frame"] = o.last_frame
+    if o.precision != "fp32":
+        params["precision"] = o.precision
+    if o.tta != 1:
+        params["tta"] = o.tta
+    if plan.tile:
+        params.update(tile_px=plan.tile, halo_px=halo)
+    return params
+
+
+def prepare(table: str | Path | Localizations, options: ReconstructOptions,
+            warn: Callable[[str], None] = _stderr_warning,
+            model: LoadedModel | None = None, held: bool = False) -> Job:
+    """Read the table and the model and decide the job's geometry, time, tiles, batch and time
+    chunks (no video is allocated). ``model``: an already loaded model (else ``options.model``
+    is loaded); ``held``: the sink keeps every output step in memory."""
+    warnings: list[str] = []
+
+    def note(msg: str) -> None:
+        warnings.append(msg)
+        warn(msg)
+
+    t_read = time.perf_counter()
+    locs, o = _read(table, options, note, model)
     t_read = time.perf_counter() - t_read
     t_load = time.perf_counter()  # PyTorch's import and the model: after the table is readable
-    from .engine import CPU_BATCH, pick_device
     from .export import load_model
 
     lm = model if model is not None else load_model(o.model)
@@ -193,56 +263,11 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     limit = default_max_memory() if o.max_memory is None else o.max_memory
     grid = (Grid(*o.roi, px) if o.roi is not None else
             locs.grid() if isinstance(locs, MapStack) else Grid.around(locs, px))
-    T = n_steps_for(locs, S, o.first_frame)
-    if T == 0:
-        raise DBlinkError(f"{locs.source}: no localizations from --first-frame {o.first_frame} on "
-                          f"(the table ends at frame {locs.frame_range[1]})")
-    if T > MAX_STEPS:
-        first, last = o.first_frame, locs.frame_range[1]
-        raise DBlinkError(f"{locs.source}: raw frames {first}–{last} make {T:,} steps of {S} "
-                          f"frames, more than dblink handles ({MAX_STEPS:,}); check the table's "
-                          f"frame column, or choose the frames with --first-frame/--last-frame "
-                          f"(or more --frames-per-step)")
-    arch, hp = lm.meta.get("arch"), lm.meta.get("hparams", {})
-    halo = DEFAULT_HALO
-    if arch in ("paper", "compact"):
-        halo = min(DEFAULT_HALO, receptive_radius(arch, hp, min(T, 2 * W + 1)))
-    H, Wd = grid.shape
-    on_host = pick_device(o.device).type == "cpu"  # on a GPU the network's memory is the GPU's
-    plan = plan_memory(arch, hp, T, H, Wd, W, o.stride, o.confidence, limit, batch=o.batch,
-                       every=o.confidence_every,
-                       tile=o.tile, auto_batch=CPU_BATCH if on_host else 1, halo=halo,
-                       held_steps=T if held else 0, network_on_host=on_host)
-    if not on_host and o.batch is None:  # the engine measures the GPU's free memory
-        plan = replace(plan, batch=None)
-    sparse_cost = None
-    if plan.tile is None and o.tile is None and H * Wd >= SPARSE_MIN_PIXELS and \
-            isinstance(locs, Localizations):
-        # a sparse field: tiles whose input never holds a localization are skipped for free
-        tile, sparse_cost = sparse_tile(_occupancy(locs, grid), halo, tile_align(arch))
-        if tile:
-            plan = replace(plan, tile=tile)
-    tile = plan.tile
-    params = {
-        "dblink_version": __version__, "source": str(locs.source), "model": lm.name,
-        "model_file": lm.path.name, "model_version": lm.meta.get("dblink_version"),
-        "pixel_size_nm": px, "frames_per_step": S, "first_frame": o.first_frame, "window": W,
-        "stride": o.stride, "roi_nm": [grid.x0, grid.y0, grid.width, grid.height],
-        "steps": T, "exposure_s": o.exposure,
-    }
-    if o.last_frame is not None:
-        params["last_frame"] = o.last_frame
-    if o.precision != "fp32":
-        params["precision"] = o.precision
-    if o.tta != 1:
-        params["tta"] = o.tta
-    if tile:
-        params.update(tile_px=tile, halo_px=halo)
-    if tile and sparse_cost is not None:
-        note(f"sparse field: tiles of {tile} px, {100 * sparse_cost:.0f} % of the field's pixels "
-             f"hold localizations (with their {halo} px halo); empty tiles are skipped")
-    return Job(locs, lm, o, grid, S, W, T, limit, plan, halo, tile_align(arch), params,
-               note, warnings, t_read, t_load, process_rss())
+    T = _count_steps(locs, o, S)
+    plan, halo = _plan(locs, grid, lm, o, T, W, limit, held, note)
+    params = _params(locs, lm, o, grid, S, W, T, plan, halo)
+    return Job(locs, lm, o, grid, S, W, T, limit, plan, halo, tile_align(lm.meta.get("arch")),
+               params, note, warnings, t_read, t_load, process_rss())
 
 
 @dataclass
