@@ -235,6 +235,8 @@ BAD = {
     "maps: two channels": (lambda t: _tiff(t, np.ones((2, 2, 4, 4), np.float32), imagej=True,
                                            metadata={"axes": "TCYX"}), {},
                            "a TIFF of shape 2 x 2 x 4 x 4; a map stack is T x H x W"),
+    "mat file, not v7.3": (lambda t: _text(t / "old_sml.mat", b"MATLAB 5.0 MAT-file" + bytes(200)), {},
+                           "a MATLAB .mat file older than v7.3 (not HDF5)"),
     "tif extension, text inside": (lambda t: _text(t / "m.tif", "frame,x,y\n"), {},
                                    "the extension says TIFF, but the file is not a TIFF"),
 }

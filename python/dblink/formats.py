@@ -72,6 +72,9 @@ def detect(path: str | os.PathLike) -> str:
         return "maps"
     if head.startswith(ZIP_MAGIC):
         return "smlm" if ext == ".smlm" or _has_manifest(p) else "zip"
+    if ext == ".mat":
+        raise DBlinkError(f"{path}: a MATLAB .mat file older than v7.3 (not HDF5); save SMAP's "
+                          f"localizations as _sml.mat with -v7.3, or export them as CSV")
     if ext in (".hdf5", ".h5", ".smlm") or ext in TIFF_EXTENSIONS:
         # the extension promises a binary format the bytes do not hold
         want = {".hdf5": "an HDF5 file", ".h5": "an HDF5 file",
