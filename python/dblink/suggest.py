@@ -46,6 +46,10 @@ from .tables import Localizations
 MOTION_LEVEL = 0.5
 #: NeNA: nearest-neighbour distances above this (nm) are not the same emitter
 NENA_MAX_NM = 150.0
+#: fewer localizations than this cannot be measured; fewer than FEW_LOCS: a note says the
+#: measures are rough
+MIN_LOCS = 20
+FEW_LOCS = 1000
 #: a block of raw frames holds at least this many localizations (fewer: longer blocks)
 BLOCK_LOCS = 2000
 #: blocks of the motion measure hold about this many localizations (at most a quarter of the movie)
@@ -188,9 +192,9 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
             at least 50 and at most a third of the movie).
     """
     n = len(locs)
-    if n < 100:
+    if n < MIN_LOCS:
         raise DBlinkError(f"{locs.source}: only {n} localizations; too few to measure density and "
-                          f"motion (at least 100)")
+                          f"motion (at least {MIN_LOCS})")
     f0, f1 = locs.frame_range
     n_frames = f1 - f0 + 1
     px = float(pixel_size)
@@ -341,6 +345,8 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
     reasons["stride"] = ("exact mode on a GPU" if stride == 1 else
                          f"{stride} outputs per window on a CPU (about {stride}x faster, same "
                          f"measured F1)")
+    if m.localizations < FEW_LOCS:
+        notes.append(f"only {m.localizations} localizations: the measures are rough")
     if m.precision_nm is not None and not (5.0 <= m.precision_nm <= 45.0):
         notes.append(f"precision {m.precision_nm:.0f} nm is outside 10–40 nm, where the models "
                      f"were checked")
