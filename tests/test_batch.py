@@ -75,6 +75,8 @@ def test_inputs_folders_globs_names(tmp_path):
         expand_inputs([str(tmp_path / "*.hdf9")])
     with pytest.raises(DBlinkError, match="no tables"):
         expand_inputs([tmp_path / "exp"])
+    with pytest.raises(DBlinkError, match="empty"):
+        expand_inputs([""])
 
 
 def test_macro_option_text():
@@ -124,9 +126,12 @@ def test_two_workers_match_reconstruct_and_isolate_a_failure(tables, tmp_path, t
 
 
 @pytest.mark.slow  # 10-30 s on 2 cores: a cluster start, a kill and 2-3 movies of 200 steps
-def test_resume_after_a_killed_run(tmp_path, tiny_model_file):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_a_killed_run(tmp_path, tiny_model_file, sig):
     """SIGKILL the whole batch (client, scheduler, workers) once the first output is there: the
-    next run keeps what was finished, removes the dead run's temporary files and does the rest."""
+    next run keeps what was finished, removes the dead run's temporary files and does the rest.
+    SIGTERM to the batch alone: it stops its workers, leaves no temporary file, says so in one
+    line (exit 143); the next run resumes the same way."""
     d = tmp_path / "in"
     d.mkdir()
     for i, name in enumerate("abcd"):  # 200 steps each: two run while the first is written
@@ -139,11 +144,17 @@ def test_resume_after_a_killed_run(tmp_path, tiny_model_file):
         t0 = time.time()
         while not list(out.glob("*.tif")) and time.time() - t0 < 120 and p.poll() is None:
             time.sleep(0.02)
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait(timeout=30)
+        if sig == signal.SIGKILL:
+            os.killpg(p.pid, signal.SIGKILL)
+        else:
+            p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+    if sig == signal.SIGTERM:
+        assert p.returncode == 143 and err.decode().strip().splitlines()[-1] == "dblink: terminated (SIGTERM)"
+        assert "Traceback" not in err.decode() and not list(out.glob(".*.part"))
     first = sorted(f.name for f in out.glob("*.tif"))
     assert 1 <= len(first) < 4, first
     for f in first:  # what a killed run left is complete

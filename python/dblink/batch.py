@@ -93,6 +93,8 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...]
     kinds = ", ".join(suffixes)
     for raw in inputs:
         text = os.fspath(raw)
+        if not text.strip():
+            raise DBlinkError("an empty input name; give tables, folders or globs")
         p = Path(text)
         if p.is_dir():
             hits = sorted(q for q in p.iterdir() if _is_table(q, suffixes))
@@ -304,6 +306,11 @@ def _worker_options(options: ReconstructOptions, placement: dict) -> tuple[Recon
     return options, label
 
 
+def _is_bundled(name: str) -> bool:
+    """Whether ``name`` is a bundled model's name (found on every worker), not a file path."""
+    return Path(name).suffix != ".pt" and os.sep not in name
+
+
 def _model(options: ReconstructOptions):
     """The model of ``options``, loaded once per process (a worker reuses it for every file)."""
     from .export import load_model
@@ -473,7 +480,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
 
     Everything is checked, and the cluster started or reached, before anything is written.
     """
-    from .files import check_output_dir, check_output_path
+    from .files import check_output_dir, check_output_path, clean_stale_parts
 
     t0 = time.perf_counter()
     options = options or ReconstructOptions()
@@ -494,35 +501,40 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     summary_path = Path(summary) if summary else Path(out) / SUMMARY_NAME
     if summary is not None or Path(out).is_dir():
         check_output_path(summary_path, overwrite=True, suffixes=(".csv",), what="summary")
-    model = str(options.model)
-    if Path(model).suffix == ".pt" and Path(model).is_file():  # workers may run elsewhere
-        options = replace(options, model=str(Path(model).resolve()))
     if (scheduler is not None or workers) and not have_dask():
         raise DBlinkError(DASK_MISSING)
-
     rows: dict[Item, dict] = {}
     todo = [it for it in items if overwrite or not it.output.exists()]
-    with _executor(workers, scheduler, len(todo)) as (client, where):
-        Path(out).mkdir(exist_ok=True)
-        display = Display(len(items), progress)
+    if todo:  # a bad model fails here, once, not once per file
+        lm = _model(options)
+        if not _is_bundled(str(options.model)):  # a file: by its absolute path (workers elsewhere)
+            options = replace(options, model=str(lm.path.resolve()))
+            _MODELS[options.model] = lm
+    try:
+        with _executor(workers, scheduler, len(todo)) as (client, where):
+            Path(out).mkdir(exist_ok=True)
+            display = Display(len(items), progress)
 
-        def finished(it: Item, row: dict) -> None:
-            rows[it] = row
-            display.file(row)
-            write_summary(summary_path, [rows[i] for i in items if i in rows])
+            def finished(it: Item, row: dict) -> None:
+                rows[it] = row
+                display.file(row)
+                write_summary(summary_path, [rows[i] for i in items if i in rows])
 
-        try:
-            for it in items:
-                if it not in todo:
-                    finished(it, existing_row(it))
-            if client is None:
-                for it in todo:
-                    finished(it, run_one(str(it.input), str(it.output), options, overwrite,
-                                         report=display.step))
-            else:
-                _run_dask(client, todo, options, overwrite, display, finished)
-        finally:
-            display.close()
+            try:
+                for it in items:
+                    if it not in todo:
+                        finished(it, existing_row(it))
+                if client is None:
+                    for it in todo:
+                        finished(it, run_one(str(it.input), str(it.output), options, overwrite,
+                                             report=display.step))
+                else:
+                    _run_dask(client, todo, options, overwrite, display, finished)
+            finally:
+                display.close()
+    finally:  # stopped (Ctrl-C, SIGTERM): the local workers are gone, so are their temporary files
+        if Path(out).is_dir():
+            clean_stale_parts(out)
     ordered = [rows[i] for i in items]
     write_summary(summary_path, ordered)
     return BatchResult(ordered, summary_path, where, time.perf_counter() - t0)
@@ -544,7 +556,7 @@ def _executor(workers: int, scheduler: str | None, n_todo: int) -> Iterator[tupl
         if scheduler is None:
             n = min(workers, n_todo)
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
             client.wait_for_workers(n, timeout=300)
             where = f"a local Dask cluster of {n} worker process{'es' if n > 1 else ''}"
