@@ -93,6 +93,7 @@ def test_macro_option_text():
 
 
 # ----------------------------------------------------------------------------- the cluster
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="2 workers need 2 cores")
 def test_two_workers_match_reconstruct_and_isolate_a_failure(tables, tmp_path, tiny_model_file):
     from dblink.batch import usable_cpus
     from dblink.cli import main
@@ -126,6 +127,7 @@ def test_two_workers_match_reconstruct_and_isolate_a_failure(tables, tmp_path, t
 
 
 @pytest.mark.slow  # 10-30 s on 2 cores: a cluster start, a kill and 2-3 movies of 200 steps
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="2 workers need 2 cores")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_resume_after_a_killed_run(tmp_path, tiny_model_file, sig):
     """SIGKILL the whole batch (client, scheduler, workers) once the first output is there: the

@@ -325,7 +325,7 @@ def _model(options: ReconstructOptions):
 # ----------------------------------------------------------------------------- the summary
 def existing_row(item: Item) -> dict:
     """The summary row of an output that already exists (skipped): its shape and device from the
-    hyperstack's header and Info."""
+    hyperstack's header and Info (seconds stay empty: nothing ran)."""
     import json
 
     import tifffile
@@ -339,8 +339,7 @@ def existing_row(item: Item) -> dict:
             info = meta.get("Info", "")
             params = json.loads(info[len("dblink="):]) if str(info).startswith("dblink=") else {}
             T = params.get("steps", meta.get("frames", 1))
-            row.update(shape=_shape_text((T, H, W)), device=str(params.get("device", "")),
-                       seconds=str(params.get("seconds", "")))
+            row.update(shape=_shape_text((T, H, W)), device=str(params.get("device", "")))
     except Exception:  # noqa: BLE001 - the row is informative only
         row["message"] = "output exists (not a readable dblink hyperstack)"
     return row
