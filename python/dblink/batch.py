@@ -438,14 +438,31 @@ class BatchResult:
         return sum(r["status"] == status for r in self.rows)
 
 
-def default_workers() -> int:
-    """Workers of the embedded cluster: one per GPU where PyTorch sees GPUs, else one."""
+#: memory a CPU worker is given at least by the default worker count (PyTorch, model, one chunk)
+WORKER_MEMORY = 2 * 2**30
+
+
+def gpu_count() -> int:
+    """GPUs PyTorch sees here (0 without CUDA)."""
     try:
         import torch
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # noqa: BLE001
-        n = 0
-    return max(1, n)
+        return 0
+
+
+def default_workers() -> int:
+    """Workers of the embedded cluster: one per GPU where PyTorch sees GPUs; else one per core
+    (one PyTorch thread each: whole files in parallel use the cores better than threads inside
+    one file's small convolutions, and the reading, rendering and writing of one file overlap the
+    network of another), as far as the memory gives each :data:`WORKER_MEMORY`."""
+    n = gpu_count()
+    if n:
+        return n
+    from .memory import available_memory
+
+    avail = available_memory() or 0
+    return max(1, min(usable_cpus(), avail // WORKER_MEMORY if avail else 1))
 
 
 def have_dask() -> bool:
@@ -469,8 +486,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
 
     Args:
         workers: 0 = in this process, one after another; N = an embedded Dask cluster of N
-            processes (at most one per core or GPU); None = :func:`default_workers` (in this
-            process when Dask is missing).
+            processes (at most one per core or GPU, and no more than files to do); None =
+            :func:`default_workers` (in this process when Dask is missing).
         scheduler: address of an existing Dask scheduler (``tcp://host:8786``); ``workers`` is
             then not used.
         overwrite: redo files whose output exists (default: skip them).
@@ -489,7 +506,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
             if workers == 0 and warn:
                 warn("Dask is not installed (pip install 'dblink[batch]'): the files run one after "
                      "another in this process")
-        most = max(usable_cpus(), default_workers())
+        most = max(usable_cpus(), gpu_count())
         if not 0 <= workers <= most:
             raise DBlinkError(f"--workers must be between 0 and {most} (the cores or GPUs of this "
                               f"machine), got {workers}; use --scheduler for a bigger cluster")

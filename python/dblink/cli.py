@@ -124,7 +124,7 @@ def _args_batch(p: argparse.ArgumentParser) -> None:
     options.add_arguments(p)  # every reconstruction option, as for reconstruct
     p.add_argument("--workers", type=int, metavar="N",
                    help="Dask worker processes of an embedded local cluster; 0 = one file after "
-                        "another in this process (default: one per GPU, else 1)")
+                        "another in this process (default: one per GPU, else one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on an existing Dask cluster, e.g. tcp://host:8786 (README: SLURM)")
     p.add_argument("--overwrite", action="store_true",
