@@ -8,7 +8,8 @@
 //   java -Djava.awt.headless=true -cp ij.jar:DBlink_.jar ij.ImageJ -batch macros/dblink_batch_folder.ijm "input=[...] output=[...]"
 //
 // Without `dblink fiji` (no in-process Python), each file runs `dblink reconstruct` as a subprocess:
-// set the Python with python=[/path/to/env/bin/python] or $DBLINK_PYTHON.
+// set the Python with python=[/path/to/env/bin/python] or $DBLINK_PYTHON. There, dblink_batch.ijm
+// does the same in one call of `dblink batch` instead (parallel workers, resumable, a summary table).
 args = getArgument();
 input = parseKey(args, "input");
 output = parseKey(args, "output");
