@@ -411,6 +411,8 @@ class Display:
                 self.steps.refresh()
         if row["status"] == "done":
             text = f"done    {row['input']} -> {row['output']} ({row['shape']}, {row['seconds']} s, {row['device']})"
+            if row["message"]:
+                text += f"; warning: {row['message']}"
         elif row["status"] == "skipped":
             text = f"skipped {row['input']} ({row['output']} exists)"
         else:
