@@ -71,8 +71,9 @@ def test_inputs_folders_globs_names(tmp_path):
     assert expand_inputs([tmp_path / "notes.md"])[0].name == "notes.md"
     with pytest.raises(DBlinkError, match="no such file or folder"):
         expand_inputs([tmp_path / "missing.csv"])
-    with pytest.raises(DBlinkError, match="match"):
+    with pytest.raises(DBlinkError, match="no file matches"):
         expand_inputs([str(tmp_path / "*.hdf9")])
+    assert [p.name for p in expand_inputs([str(tmp_path / "*.md")])] == ["notes.md"]  # a glob takes what it matches
     with pytest.raises(DBlinkError, match="no tables"):
         expand_inputs([tmp_path / "exp"])
     with pytest.raises(DBlinkError, match="empty"):

@@ -5,7 +5,7 @@ One stage: plan the files, run each through the same core as ``dblink reconstruc
 :class:`~.options.ReconstructOptions`), collect one summary row per file.
 
 * **Inputs**: files, folders (their tables with a known extension, :func:`table_suffixes`) and
-  globs (``**`` recursive). A table is read by the reader ``reconstruct`` uses, so every format it
+  globs (``**`` recursive; every file matched). A table is read by the reader ``reconstruct`` uses, so every format it
   reads works here too. Output: ``OUT_DIR/<name>.tif``; inputs with the same name in different
   folders get their folders in the name (``cell1_locs.tif``, ``cell2_locs.tif``).
 * **Resumable**: an output that exists is complete (outputs are written under a temporary name and
@@ -39,9 +39,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .errors import DBlinkError
 from .options import ReconstructOptions
 
-#: extensions of the tables a folder or glob contributes (lower case); a ``dblink.formats`` module
-#: may add to them with its own ``SUFFIXES``. A file named explicitly is always taken.
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+#: extensions of the inputs a folder contributes (lower case; the formats of :mod:`dblink.formats`
+#: may add to them with a ``SUFFIXES`` of their own). A file named explicitly or matched by a glob
+#: is always taken, so a map stack (.tif) is an input when named: a folder's TIFFs are not taken,
+#: they may be raw camera movies or this batch's outputs.
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".hdf5", ".h5", ".smlm")
 #: default name of the summary, in the output folder
 SUMMARY_NAME = "dblink_batch.csv"
 SUMMARY_FIELDS = ("input", "output", "shape", "seconds", "device", "status", "message")
@@ -84,9 +86,9 @@ def _is_table(p: Path, suffixes: tuple[str, ...]) -> bool:
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...] | None = None) -> list[Path]:
-    """Files, folders (the tables in them, not recursive) and globs → absolute table paths, in
-    the order given (each folder and glob sorted), without duplicates. Anything that names no
-    table is one DBlinkError line."""
+    """Files, folders (their files with a known extension, :func:`table_suffixes`; not
+    recursive) and globs (every file matched) → absolute paths, in the order given (each folder
+    and glob sorted), without duplicates. Anything that names no input is one DBlinkError line."""
     suffixes = table_suffixes() if suffixes is None else suffixes
     found: list[Path] = []
     seen: set[Path] = set()
@@ -105,9 +107,10 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...]
         elif p.exists():
             raise DBlinkError(f"{p}: not a file or folder")
         elif _GLOB_CHARS & set(text):
-            hits = sorted(Path(q) for q in glob.glob(text, recursive=True) if _is_table(Path(q), suffixes))
+            hits = sorted(Path(q) for q in glob.glob(text, recursive=True)
+                          if Path(q).is_file() and not Path(q).name.startswith("."))
             if not hits:
-                raise DBlinkError(f"{text}: no tables ({kinds}) match")
+                raise DBlinkError(f"{text}: no file matches")
         else:
             raise DBlinkError(f"{p}: no such file or folder")
         for q in hits:
