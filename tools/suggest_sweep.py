@@ -67,17 +67,21 @@ def score(sim, model, S: int, W: int) -> dict:
     return {"f1": out["f1"], "fidelity": out["fidelity"], "hallucination": out["hallucination"]}
 
 
-def grid_keys(name: str) -> list[tuple[str, int, int]]:
-    """(model, S, W) of the grid of one scenario."""
-    keys = list(itertools.product(["filaments"], STEPS, WINDOWS))
-    if name in BOTH_MODELS or SCENARIOS[name][0] == "mitochondria":
-        keys += list(itertools.product(["mitochondria"], STEPS, WINDOWS))
+def grid_keys(name: str, lean: bool = False) -> list[tuple[str, int, int]]:
+    """(model, S, W) of the grid of one scenario (``lean``: the model of the sample only, with
+    the other at its training settings)."""
+    own = "mitochondria" if SCENARIOS[name][0] == "mitochondria" else "filaments"
+    other = "filaments" if own == "mitochondria" else "mitochondria"
+    keys = list(itertools.product([own], STEPS, WINDOWS))
+    if name in BOTH_MODELS and not lean:
+        keys += list(itertools.product([other], STEPS, WINDOWS))
     else:
-        keys.append(("mitochondria", 10, 25))
+        keys.append((other, 10, 25))
     return keys
 
 
-def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_only: bool) -> dict:
+def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_only: bool,
+        lean: bool = False) -> dict:
     from dblink.export import load_model
 
     models = {m: load_model(m) for m in MODELS}
@@ -87,7 +91,7 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
         sim = simulate(name, size, frames, seed)
         row = results.get(name, {"grid": {}})
         results[name] = row
-        for m, S, W in grid_keys(name):
+        for m, S, W in grid_keys(name, lean):
             key = f"{m} S={S} W={W}"
             if key not in row["grid"]:
                 row["grid"][key] = score(sim, models[m], S, W)
@@ -141,13 +145,15 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=16)
     p.add_argument("--only", nargs="*", default=list(SCENARIOS))
     p.add_argument("--grid-only", action="store_true", help="only the grid (no suggestion)")
+    p.add_argument("--lean", action="store_true",
+                   help="each sample's own model's grid only (the other model at S=10, W=25)")
     a = p.parse_args()
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))
         return 0
     import torch
     torch.set_num_threads(2)
-    res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only)
+    res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only, a.lean)
     if not a.grid_only:
         print(table(res))
     return 0

@@ -266,10 +266,13 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
 # ----------------------------------------------------------------------------- the proposal
 #: frames per step the suggestion chooses from
 STEP_CHOICES = (5, 10, 20)
-#: localizations per µm² of structure per step of the models' training frames per step (10) on
-#: their own evaluation-like movies (measure() on tools/suggest_sweep.py's fil-d0.3-slow and
-#: mito-d0.6-slow: 1.94 and 4.25 per µm² per raw frame); a model file not listed: the filaments'
-DENSITY_REF = {"filaments": 19.4, "mitochondria": 42.5}
+#: localizations per µm² of structure per step of the models' training frames per step (10):
+#: for filaments their evaluation-like movie (measure() on tools/suggest_sweep.py's fil-d0.3-slow:
+#: 1.94 per µm² per raw frame); for mitochondria 33, so that 4.3-4.8 per µm² per frame gets 5
+#: frames per step, which was best on both sweep seeds 16 and 17 (the first rule, 42.5 from
+#: mito-d0.6-slow's density, gave 10 and lost 0.018 on seed 17); a model file not listed: the
+#: filaments'
+DENSITY_REF = {"filaments": 19.4, "mitochondria": 33.0}
 #: a step needs at least this share of the reference (the shortest such step is proposed): on the
 #: simulated filaments 0.83 per µm² of structure per frame did best with 20 frames per step, 1.94
 #: with 10 and 7.1 with 5 (README "Parameters from the data")
