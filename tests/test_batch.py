@@ -67,6 +67,8 @@ def test_inputs_folders_globs_names(tmp_path):
     assert [p.name for p in got] == ["x.tsv", "locs.csv", "locs.csv"]  # folder, glob; no duplicate
     items = plan(got, tmp_path / "out")
     assert [i.output.name for i in items] == ["x.tif", "c1_locs.tif", "c2_locs.tif"]
+    (tmp_path / "x.h5").write_bytes(b"")
+    assert [i.output.name for i in plan(expand_inputs([tmp_path]), tmp_path)] == ["x_h5.tif", "x_tsv.tif"]
     # an explicitly named file is taken whatever its extension; a folder's outputs are not inputs
     assert expand_inputs([tmp_path / "notes.md"])[0].name == "notes.md"
     with pytest.raises(DBlinkError, match="no such file or folder"):
@@ -250,3 +252,22 @@ def test_the_fiji_batch_macro_runs_dblink_batch(tables, tmp_path, tiny_model_fil
     assert main(["reconstruct", str(tables / "a.csv"), "-o", str(ref), "--model", str(tiny_model_file),
                  "--progress", "none"]) == 0
     np.testing.assert_array_equal(tifffile.imread(out / "a.tif"), tifffile.imread(ref))
+
+
+def test_other_formats_and_a_map_stack(tmp_path, tiny_model_file):
+    """The batch reads what `reconstruct` reads: a ShareLoc .smlm from a folder scan, a map-stack
+    TIFF from a glob (a folder scan leaves TIFFs out), with what each reader says in the summary."""
+    from dblink.cli import main
+
+    src = ROOT / "tests" / "data" / "formats"
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(src / "shareloc.smlm", d)
+    shutil.copy(src / "deepstorm_maps.tif", d)
+    out = tmp_path / "out"
+    assert main(["batch", str(d), str(d / "*.tif"), "-o", str(out), "--model", str(tiny_model_file),
+                 "--workers", "0", "--progress", "none"]) == 0
+    rows = _summary(out / "dblink_batch.csv")
+    assert list(rows) == ["shareloc.smlm", "deepstorm_maps.tif"]
+    assert "ShareLoc" in rows["shareloc.smlm"]["message"] and "map stack" in rows["deepstorm_maps.tif"]["message"]
+    assert tifffile.imread(out / "deepstorm_maps.tif").shape[0] == 6

@@ -123,8 +123,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...]
 
 def plan(tables: Sequence[Path], out_dir: str | os.PathLike) -> list[Item]:
     """The output of every table: ``OUT_DIR/<stem>.tif``; where stems repeat, the path below the
-    repeated tables' common folder, joined with ``_`` (``a/locs.csv`` → ``a_locs.tif``). Tables
-    inside ``out_dir`` that are this batch's own outputs are left out."""
+    repeated tables' common folder, joined with ``_`` (``a/locs.csv`` → ``a_locs.tif``), and the
+    extension where that is not enough (``a.csv``, ``a.h5`` → ``a_csv.tif``, ``a_h5.tif``).
+    Tables inside ``out_dir`` that are this batch's own outputs are left out."""
     out = Path(out_dir).resolve()
     stems: dict[str, list[Path]] = {}
     for t in tables:
@@ -137,6 +138,9 @@ def plan(tables: Sequence[Path], out_dir: str | os.PathLike) -> list[Item]:
         root = Path(os.path.commonpath([str(g.parent) for g in group]))
         for g in group:
             names[g] = "_".join(g.relative_to(root).with_suffix("").parts)
+        if len({names[g] for g in group}) < len(group):  # one folder, two formats: a.csv, a.h5
+            for g in group:
+                names[g] += "_" + g.suffix.lstrip(".").lower()
     items = [Item(t, out / f"{names[t]}.tif") for t in tables]
     outputs = {i.output for i in items}
     items = [i for i in items if i.input not in outputs]
