@@ -1,7 +1,6 @@
 """dblink resolution --over-time: decorrelation per time point of a hyperstack (CSV + PNG), and the
 FRC per time point of two reconstructions from alternating halves of the localizations."""
 import csv
-import math
 
 import numpy as np
 import pytest
@@ -58,7 +57,6 @@ def test_frc_over_time_of_two_noisy_copies():
 
 
 def test_halves_run_two_reconstructions(tmp_path, tiny_model_file, capsys):
-    from dblink.simulate import SimConfig  # noqa: F401 - the simulator is part of dblink
     assert main(["simulate", "filaments", "-o", str(tmp_path / "sim"), "--size", "24", "--steps", "12",
                  "--seed", "2", "--density", "1.0"]) == 0
     table = tmp_path / "sim" / "locs.csv"
