@@ -19,5 +19,8 @@ version=$(sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' "$here/../python/dblink
 mkdir -p "$classes/dblink"
 echo "version=$version" > "$classes/dblink/version.properties"
 mkdir -p "$out"
-jar cf "$out/DBlink_.jar" -C "$classes" .
+# written under a temporary name and renamed: a concurrent reader (tests run in parallel) never
+# sees a half-written jar
+jar cf "$out/.DBlink_.jar.$$" -C "$classes" .
+mv -f "$out/.DBlink_.jar.$$" "$out/DBlink_.jar"
 echo "$out/DBlink_.jar"

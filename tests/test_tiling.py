@@ -159,10 +159,11 @@ def test_tiles_only_when_the_whole_field_does_not_fit():
     roomy = plan_memory(*args, limit=10 * 2**30)
     assert roomy.tile is None and roomy.batch == 4 and roomy.halo_cost == 0  # E. coli 10 µm at 40 nm
     one_window = network_bytes("compact", hp, 58, 24, 250 * 250)
-    tight = plan_memory(*args, limit=roomy.arrays + 2 * one_window)
+    rest = roomy.total - roomy.network  # the arrays and the run's constant
+    tight = plan_memory(*args, limit=rest + 2 * one_window)
     assert tight.tile is None and tight.batch == 1  # fewer windows per call before any tile
-    tiled = plan_memory(*args, limit=roomy.arrays + one_window // 2)
-    assert tiled.tile is not None and tiled.total <= roomy.arrays + one_window // 2
+    tiled = plan_memory(*args, limit=rest + one_window // 2)
+    assert tiled.tile is not None and tiled.total <= rest + one_window // 2
     assert tiled.halo_cost > 0
     assert plan_memory(*args, limit=2**20).total > 2**20  # nothing fits: the caller refuses
     assert plan_memory(*args, limit=2**20, tile=0).tile is None  # --tile 0: never

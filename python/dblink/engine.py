@@ -242,7 +242,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     call (None: :func:`auto_batch`). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast).
     ``tta``: 1, or 4 / 8 augmented copies of each window averaged (see :func:`augmented`).
     ``confidence_every``: the confidence is measured every N steps and interpolated between
-    (None: N = δ; 1: every step; see :mod:`.windows`).
+    (None: N = δ on CPUs, 1 on GPUs, where windows of one shape batch better; see :mod:`.windows`).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``
     and the time spent reading steps from ``source`` (``source_s``) and in the network
     (``network_s``, transfers included; ``setup_s`` before: moving the model to the device, the
@@ -258,7 +258,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     module = module.to(dev).eval()
     tiles = plan_tiles(H, W, tile, halo, align)
     n_windows = -(-T // stride)
-    every = confidence_every or confidence_every_default(window, stride)
+    # on a GPU every step (its windows then batch uniformly; exact mode is launch-bound there)
+    every = confidence_every or (1 if dev.type == "cuda" else confidence_every_default(window, stride))
     if every < 1:
         raise DBlinkError(f"--confidence-every must be >= 1 step, got {every}")
     if batch is None:  # from the middle window, the largest (found by a generator walk)

@@ -160,6 +160,10 @@ def network_bytes(arch: str | None, hparams: dict, n_in: int, n_decoded: int, pi
 
 #: measured peak RSS over the counted tensors (oneDNN's reordered copies, the allocator)
 NETWORK_FACTOR = 1.0
+#: what a run adds besides its arrays and the network's tensors (the first network call's
+#: one-off allocations: oneDNN primitives, thread pools; the TIFF writer): 27-29 MiB measured on
+#: 64 x 64 px fields, where the network needs 20 MiB (``tools/memory_calibration.py``)
+RUNTIME_BYTES = 26 * 2**20
 
 
 def steps_overhead(n_steps: int, n_channels: int) -> int:
@@ -196,7 +200,7 @@ class MemoryPlan:
 
     @property
     def total(self) -> int:
-        return self.arrays + self.network
+        return self.arrays + self.network + RUNTIME_BYTES
 
 
 def _tile_pixels(H: int, W: int, tile: int | None, halo: int) -> tuple[int, float]:
