@@ -236,3 +236,26 @@ def test_localizer_misses_more_where_psfs_overlap():
 
     sparse, dense = found_per_emitter(2), found_per_emitter(60)
     assert sparse > 0.8 and dense < 0.5 * sparse
+
+
+def test_compare_domains_pairs_movies_and_calls_noise():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_domains", ROOT / "models" / "analysis" / "compare_domains.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(name, f1s):
+        return {"set": name, "model": {"f1": sum(f1s) / len(f1s), "fidelity": 0.5,
+                                       "hallucination": 0.05},
+                "baseline": {"f1": 0.8}, "movies_f1": f1s}
+
+    a = [row("s1", [0.80, 0.90]), row("s2", [0.80, 0.90]), row("s3", [0.80, 0.90])]
+    b = [row("s1", [0.85, 0.93]), row("s2", [0.75, 0.88]), row("s3", [0.82, 0.89])]
+    out = {r["set"]: r for r in mod.compare(a, b)}
+    assert out["s1"]["verdict"] == "better" and abs(out["s1"]["diff"] - 0.04) < 1e-9
+    assert out["s2"]["verdict"] == "worse"
+    assert out["s3"]["verdict"] == "within noise"     # signs disagree
