@@ -27,16 +27,17 @@ DBLINK = [sys.executable, "-m", "dblink.cli"]
 _EST = re.compile(r"estimated peak ([0-9.]+) MiB")
 
 
-def paper_model(path: Path) -> Path:
-    """Random weights in the paper's layout, saved as a model file (±10 steps, 40 nm)."""
+def paper_model(path: Path, **hparams) -> Path:
+    """Random weights in the paper's layout (``hparams``: e.g. a smaller ``head`` for quick
+    checks), saved as a model file (±10 steps, 40 nm)."""
     import torch
 
     from dblink.export import save_model
     from dblink.model import build_model, model_hparams
 
     torch.manual_seed(0)
-    save_model(build_model("paper"), path, {"name": "paper-random", "arch": "paper",
-                                            "hparams": model_hparams("paper"),
+    save_model(build_model("paper", **hparams), path, {"name": "paper-random", "arch": "paper",
+                                            "hparams": model_hparams("paper", **hparams),
                                             "pixel_size_nm": 40.0, "frames_per_step": 10,
                                             "window": 10, "output": "unbounded"})
     return path
