@@ -354,9 +354,10 @@ def test_the_dialog_reads_a_macro_line_as_headless_runs_parse_it(data, tmp_path)
     """Same options from the dialog (its fields filled by a macro, as when a recorded line is
     replayed with menus) and from a headless run's parser: every field, non-default values."""
     d, table = data
-    line = (f"table=[{table}] model=mitochondria pixel_size=35 frames_per_step=12 window=9 stride=4 "
-            f"roi=[100,200,3000,2000] camera_pixel=107 first_frame=3 last_frame=400 device=cpu "
-            f"batch=2 precision=bf16 tta=4 tile=0 max_memory=2G exposure=0.02 skip_confidence "
+    line = (f"table=[{table}] model=mitochondria auto pixel_size=35 frames_per_step=12 window=9 "
+            f"stride=4 roi=[100,200,3000,2000] camera_pixel=107 columns=[frame=f,x=X,y=Y,unit=px] "
+            f"first_frame=3 last_frame=400 device=cpu batch=2 precision=bf16 tta=4 tile=0 "
+            f"max_memory=2G exposure=0.02 skip_confidence confidence_every=3 "
             f"show save=[{tmp_path / 'x y.tif'}]")
     r = session("dialog", xvfb=True, headless=False, options=line)
     assert r["error"] is None and r["dialog"] is not None, r

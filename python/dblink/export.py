@@ -231,7 +231,6 @@ def list_models() -> list[LoadedModel]:
     return out
 
 
-@path_errors
 def _check_import_args(pixel_size_nm: float, frames_per_step: int, window: int,
                        name: str | None) -> dict:
     """The geometry of an imported model, checked as model metadata is (named by its flags)."""
@@ -306,6 +305,7 @@ def _original_hparams(sd: dict, src: Path) -> dict:
     return hp
 
 
+@path_errors
 def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: float,
                     frames_per_step: int, window: int = 25, name: str | None = None) -> Path:
     """Convert a state dict saved by the original DBlink code into an ``arch=paper`` model file.

@@ -225,6 +225,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         gd.addMessage("Tile: px per tile (empty = only if needed, 0 = never). Max memory: e.g. 8G (empty = half the free RAM).");
         gd.addNumericField("Exposure", 0, 4, 8, "s per raw frame (0 = unknown)");
         gd.addCheckbox("Skip_confidence", false);
+        gd.addNumericField("Confidence_every", 0, 0, 8, "steps (0 = automatic, 1 = every step)");
         gd.addCheckbox("Show", true);
         gd.addStringField("Save", "", 40);
         gd.addMessage("Save: a .tif path, or empty to only show the result. With ThunderSTORM's table,\n"
@@ -254,6 +255,7 @@ public class DBlink_Reconstruct implements ij.plugin.PlugIn {
         putString(o, "max_memory", gd.getNextString());
         putNumber(o, "exposure", gd.getNextNumber());
         if (gd.getNextBoolean()) o.put("skip_confidence", "true");
+        putNumber(o, "confidence_every", gd.getNextNumber());
         if (gd.getNextBoolean()) o.put("show", "true");
         putString(o, "save", gd.getNextString());
         if (o.containsKey("table")) Prefs.set("dblink.table", o.get("table"));
