@@ -82,7 +82,8 @@ def _args_reconstruct(p: argparse.ArgumentParser) -> None:
     options.add_arguments(p)  # every reconstruction option, from dblink.options
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--timings", action="store_true",
-                   help="print where the time went (read, model, render, network, write)")
+                   help="print where the time went (read, model, render, network, write) and the "
+                        "memory plan (estimated peak, tiles, windows per call)")
     p.add_argument("--progress", default="bar", choices=["bar", "json", "none"],
                    help="progress bar, JSON lines on stdout (for scripts and Fiji), or quiet")
 
@@ -102,6 +103,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
                    "seconds": round(run.seconds, 2), "device": run.device, "model": run.model.name}
         if a.timings:
             summary["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
+            summary["memory"] = run.job.memory_report()
         emit(summary)
         return 0
     print(f"wrote {a.output}: {T} time points of {W} x {H} px at {run.params['pixel_size_nm']:g} nm "
@@ -109,6 +111,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
           f"{run.seconds:.1f} s on {run.device}", file=sys.stderr)
     if a.timings:
         print(format_timings(run.timings), file=sys.stderr)
+        print(run.job.memory_report(), file=sys.stderr)
     return 0
 
 
@@ -470,8 +473,12 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32",
                    help="engine precisions to time, comma-separated: fp32, bf16, fp16 (default fp32)")
     p.add_argument("--hidden", type=int, help="hidden channels of the architecture (default: its own)")
-    p.add_argument("--ref-frames", type=int, default=2, help="output frames the reference computes")
+    p.add_argument("--ref-frames", type=int, default=4,
+                   help="output frames the reference computes, spread over the movie (default 4)")
     p.add_argument("--confidence", action="store_true", help="include the confidence estimates")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="also run `dblink reconstruct` per stride as users run it (a new process, "
+                        "default options: confidence on, automatic tiles), timed start to exit")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
 
@@ -484,7 +491,8 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         raise DBlinkError(f"--stride: expected integers separated by commas, got {a.stride!r}") from None
     precisions = tuple(p.strip() for p in a.precision.split(","))
     rows = run_bench(a.arch, a.size, a.steps, a.window, strides, a.device, a.batch, a.ref_frames,
-                     a.confidence, precisions=precisions, hidden=a.hidden)
+                     a.confidence, precisions=precisions, hidden=a.hidden,
+                     end_to_end=a.end_to_end)
     print(format_rows(rows))
     if a.json:
         from pathlib import Path
