@@ -121,6 +121,8 @@ def table(results: dict) -> str:
              "|---|---:|---:|---|---:|---|---:|---:|"]
     gaps = []
     for name, row in results.items():
+        if "suggested" not in row:  # a scenario still running
+            continue
         grid = {k: v for k, v in row["grid"].items()}
         best = max(grid, key=lambda k: grid[k]["f1"])
         s = row["suggested"]

@@ -105,7 +105,7 @@ class Suggestion:
             tau = "longer than the movie" if m.motion_frames is None or not math.isfinite(
                 m.motion_frames) else f"{m.motion_frames:.0f} raw frames"
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
-                         f"structure changes within {tau} (blocks of {m.block_frames} frames)")
+                         f"structure changes within {tau}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
                      f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'})")
         lines.append("suggested:")
@@ -342,8 +342,8 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
         reasons["frames_per_step"] = (f"the shortest step with {need:.3g} localizations per µm² of "
                                       f"structure ({m.density_structure * S:.3g})")
     W = W0
-    reasons["window"] = (f"the model's (±{W0} steps = {(2 * W0 + 1) * S} raw frames); ±10 was never "
-                         f"better by more than 0.01 F1 in the sweep")
+    reasons["window"] = (f"the model's (±{W0} steps = {(2 * W0 + 1) * S} raw frames of context); "
+                         f"in the sweep ±10 won only for very fast motion")
     stride = auto_stride(device)
     reasons["stride"] = ("exact mode on a GPU" if stride == 1 else
                          f"{stride} outputs per window on a CPU (about {stride}x faster, same "
