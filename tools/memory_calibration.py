@@ -1,9 +1,9 @@
 """Peak memory of `dblink reconstruct` as users run it, against dblink's memory model.
 
 Runs the CLI in a child process for a grid of fields, strides, confidence on/off and both
-architectures (the shipped compact model; random paper-layout weights), measures the child's peak
-resident set (``wait4``'s ``ru_maxrss``) and prints it beside the estimate the run itself reports
-(``--timings``: ``memory: estimated peak ...``). Usage::
+architectures (the shipped compact model; random paper-layout weights) and prints the peak
+resident memory the run measured of itself (``VmHWM``) beside the estimate it made before
+starting (``--timings``: ``memory: estimated peak ...; measured peak ...``). Usage::
 
     .venv/bin/python tools/memory_calibration.py [--quick] [--json out.json]
 
@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DBLINK = [sys.executable, "-m", "dblink.cli"]
 _EST = re.compile(r"estimated peak ([0-9.]+) MiB")
+_PEAK = re.compile(r"measured peak ([0-9.]+) MiB")
 
 
 def paper_model(path: Path, **hparams) -> Path:
@@ -73,7 +74,11 @@ def measure(model: str, csv: Path, out: Path, size_px: int, stride: int, confide
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{text}")
     m = _EST.search(text)
     report = next((ln for ln in text.splitlines() if ln.startswith("memory:")), "")
-    return {"measured_mib": usage.ru_maxrss / 1024, "estimated_mib": float(m.group(1)) if m else None,
+    # the run's own high-water mark (VmHWM, printed by --timings): wait4's ru_maxrss would also
+    # count this (parent) process's memory, which the child inherits until it execs
+    peak = _PEAK.search(text)
+    measured = float(peak.group(1)) if peak else usage.ru_maxrss / 1024
+    return {"measured_mib": measured, "estimated_mib": float(m.group(1)) if m else None,
             "report": report}
 
 

@@ -103,7 +103,9 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
                    "seconds": round(run.seconds, 2), "device": run.device, "model": run.model.name}
         if a.timings:
             summary["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
+            from .memory import peak_rss
             summary["memory"] = run.job.memory_report()
+            summary["peak_rss_bytes"] = peak_rss()
         emit(summary)
         return 0
     print(f"wrote {a.output}: {T} time points of {W} x {H} px at {run.params['pixel_size_nm']:g} nm "
@@ -111,7 +113,10 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
           f"{run.seconds:.1f} s on {run.device}", file=sys.stderr)
     if a.timings:
         print(format_timings(run.timings), file=sys.stderr)
-        print(run.job.memory_report(), file=sys.stderr)
+        from .memory import peak_rss
+        peak = peak_rss()
+        measured = f"; measured peak {peak / 2**20:.0f} MiB" if peak else ""
+        print(run.job.memory_report() + measured, file=sys.stderr)
     return 0
 
 

@@ -123,6 +123,27 @@ def process_rss() -> int | None:
         return None
 
 
+def peak_rss() -> int | None:
+    """Peak resident memory of this process so far (bytes): ``VmHWM`` of /proc/self/status, the
+    high-water mark of this program's own memory (``ru_maxrss`` also counts the parent's memory a
+    freshly started child inherited before exec), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return r if sys.platform == "darwin" else r * 1024
+    except (ImportError, OSError):
+        return None
+
+
 def largest_batch(n_steps: int, window: int, stride: int, batch: int) -> int:
     """Windows per network call that a movie of ``n_steps`` steps really runs: only windows of one
     shape go in one call, and all windows clipped at the movie's ends differ, so a short movie runs
