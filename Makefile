@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/dblink demo -o demo_out
 
-# the suite without the tests marked slow (minutes each: `make test-all` runs everything)
+# the suite without the tests marked slow (minutes each: `make test-all` runs everything), on two
+# workers (pytest-xdist; whole files per worker, so that a file's fixtures are built once)
 test: setup
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 test-all: setup
 	$(BIN)/python -m pytest
