@@ -20,31 +20,14 @@ def main() -> None:
     P = jpype.JClass("dblink.DBlink_Reconstruct")
     out: dict = {}
     if check == "routes":
-        register_runtime()
-        opts = P.parse(args["options"])
-        a = P().runWith(opts, True)
-        out["inprocess_error"] = str(P.lastError())
-        P.setRuntime(None)
-        b = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
-        out["subprocess_error"] = str(P.lastError())
-        out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
-        if a is not None and b is not None:
-            out["max_abs_diff"] = max_diff(a, b)
+        both_routes(P, args["options"], out, register_runtime)
     elif check == "open_image":
         # issue 16: table=[open image] — the active image is a map stack (both routes)
         IJ, WM = jpype.JClass("ij.IJ"), jpype.JClass("ij.WindowManager")
         imp = IJ.openImage(args["image"])
         WM.setTempCurrentImage(imp)
         out["title_before"] = str(imp.getTitle())
-        register_runtime()
-        a = P().runWith(P.parse(args["options"]), True)
-        out["inprocess_error"] = str(P.lastError())
-        P.setRuntime(None)
-        b = P().runWith(P.parse(args["options"] + f" python=[{sys.executable}]"), True)
-        out["subprocess_error"] = str(P.lastError())
-        out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
-        if a is not None and b is not None:
-            out["max_abs_diff"] = max_diff(a, b)
+        both_routes(P, args["options"], out, register_runtime)
         out["title_after"] = str(imp.getTitle())
     elif check == "error":
         if args.get("register"):
@@ -107,6 +90,20 @@ def main() -> None:
         out["equal"] = bool(np.array_equal(px.reshape(256, 256), data[499, 0]))
         out["dims"] = list(imp.getDimensions())
     print(json.dumps(out))
+
+
+def both_routes(P, options: str, out: dict, register_runtime) -> None:
+    """Run the plugin on ``options`` in-process (registered runtime) and as a subprocess; record
+    each route's error, both images and their largest difference in ``out``."""
+    register_runtime()
+    a = P().runWith(P.parse(options), True)
+    out["inprocess_error"] = str(P.lastError())
+    P.setRuntime(None)
+    b = P().runWith(P.parse(options + f" python=[{sys.executable}]"), True)
+    out["subprocess_error"] = str(P.lastError())
+    out["images"] = [describe(a), describe(b)] if a is not None and b is not None else None
+    if a is not None and b is not None:
+        out["max_abs_diff"] = max_diff(a, b)
 
 
 def describe(imp) -> dict:

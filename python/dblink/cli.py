@@ -702,30 +702,17 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
               f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
               f"of {i['block_frames']} frames, frames {i['frames'][0]}-{i['frames'][1]})")
         return 0
-    from .hyperstack import read_hyperstack
-
     for name in ("roi", "camera_pixel", "frames", "block_frames"):
         if getattr(a, name) is not None:
             raise DBlinkError(f"--{name.replace('_', '-')} applies to a localization table, not --image")
-    try:
-        data, meta = read_hyperstack(src)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
-    if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < 8:
-        raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least 8 x 8 "
-                          f"px, got an image of shape {tuple(data.shape)}")
+    data, meta = R.open_hyperstack(src, 8)
     T, C = data.shape[:2]
     k = a.frame if a.frame is not None else T // 2 + 1
     if not 1 <= k <= T:
         raise DBlinkError(f"--frame must be between 1 and {T} (time points of {src.name}), got {k}")
     if not 1 <= a.channel <= C:
         raise DBlinkError(f"--channel must be between 1 and {C}, got {a.channel}")
-    if a.pixel_size is not None:
-        px = a.pixel_size
-    elif str(meta.get("unit", "")).lower() in ("micron", "µm", "um"):
-        px = float(meta["pixel_size_um"]) * 1000.0
-    else:
-        raise DBlinkError(f"{src}: no pixel calibration in microns; give --pixel-size NM")
+    px = R.calibrated_pixel_size(src, meta, a.pixel_size)
     res = R.decorrelation(data[k - 1, a.channel - 1], px)
     if res.resolution_nm is None:  # no plot of a failed analysis is left behind
         raise DBlinkError(f"{src}: time point {k}: {res.note}")

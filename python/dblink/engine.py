@@ -338,7 +338,8 @@ class _Samples:
 
     def ready(self, t: int) -> bool:
         """Whether step ``t``'s confidence can be computed (its next sample is measured)."""
-        return self._around(t)[1] < self.done or self._around(t)[1] >= len(self.steps)
+        j = self._around(t)[1]
+        return j < self.done or j >= len(self.steps)
 
     def confidence(self, t: int, shape: tuple[int, ...]) -> np.ndarray:
         i, j = self._around(t)

@@ -14,7 +14,6 @@ Limits: ``--max-memory`` (default: half the available memory, :func:`default_max
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -32,16 +31,24 @@ MAX_STEPS = 1_000_000
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
-    ``os.sysconf``), or None where the system does not say."""
+def _proc_kib(path: str, field: str) -> int | None:
+    """Bytes of a ``Field:  N kB`` line of a /proc file, or None where there is none."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
+    ``os.sysconf``), or None where the system does not say."""
+    avail = _proc_kib("/proc/meminfo", "MemAvailable")
+    if avail is not None:
+        return avail
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -127,13 +134,9 @@ def peak_rss() -> int | None:
     """Peak resident memory of this process so far (bytes): ``VmHWM`` of /proc/self/status, the
     high-water mark of this program's own memory (``ru_maxrss`` also counts the parent's memory a
     freshly started child inherited before exec), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    hwm = _proc_kib("/proc/self/status", "VmHWM")
+    if hwm is not None:
+        return hwm
     try:
         import resource
         import sys

@@ -626,11 +626,8 @@ def plot_over_time(res: OverTime, path: str | Path) -> Path:
                      ylim=(0.0, max(top, nyquist * 1.2)))
 
 
-def read_video(path: str | Path, channel: int = 1, pixel_size: float | None = None
-               ) -> tuple[np.ndarray, float, float | None, dict]:
-    """One channel of a hyperstack written by dblink (or any ImageJ TCYX TIFF calibrated in
-    microns): (video (T, H, W), pixel size in nm, seconds per step or None, the run's parameters
-    from its Info, {} if none). ``pixel_size`` (nm) overrides the calibration. One DBlinkError
+def open_hyperstack(path: str | Path, min_px: int = 16) -> tuple[np.ndarray, dict]:
+    """A TCYX hyperstack of frames of at least ``min_px`` px and its metadata; one DBlinkError
     line for anything unreadable."""
     from .hyperstack import read_hyperstack
 
@@ -639,15 +636,32 @@ def read_video(path: str | Path, channel: int = 1, pixel_size: float | None = No
         data, meta = read_hyperstack(src)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
         raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
-    if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < 16:
-        raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least 16 x 16 "
-                          f"px, got an image of shape {tuple(data.shape)}")
+    if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < min_px:
+        raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least {min_px} x "
+                          f"{min_px} px, got an image of shape {tuple(data.shape)}")
+    return data, meta
+
+
+def calibrated_pixel_size(path: str | Path, meta: dict, pixel_size: float | None = None) -> float:
+    """``pixel_size`` (nm) if given, else the hyperstack's calibration in microns, in nm."""
+    if pixel_size is not None:
+        return float(pixel_size)
+    if str(meta.get("unit", "")).lower() not in ("micron", "µm", "um"):
+        raise DBlinkError(f"{path}: no pixel calibration in microns; give --pixel-size NM")
+    return float(meta["pixel_size_um"]) * 1000.0
+
+
+def read_video(path: str | Path, channel: int = 1, pixel_size: float | None = None
+               ) -> tuple[np.ndarray, float, float | None, dict]:
+    """One channel of a hyperstack written by dblink (or any ImageJ TCYX TIFF calibrated in
+    microns): (video (T, H, W), pixel size in nm, seconds per step or None, the run's parameters
+    from its Info, {} if none). ``pixel_size`` (nm) overrides the calibration. One DBlinkError
+    line for anything unreadable."""
+    src = Path(path)
+    data, meta = open_hyperstack(src, 16)
     if not 1 <= channel <= data.shape[1]:
         raise DBlinkError(f"--channel must be between 1 and {data.shape[1]}, got {channel}")
-    if pixel_size is None:
-        if str(meta.get("unit", "")).lower() not in ("micron", "µm", "um"):
-            raise DBlinkError(f"{src}: no pixel calibration in microns; give --pixel-size NM")
-        pixel_size = float(meta["pixel_size_um"]) * 1000.0
+    pixel_size = calibrated_pixel_size(src, meta, pixel_size)
     interval = None
     if str(meta.get("tunit", "")).lower() in ("sec", "s", "second", "seconds") and meta.get("finterval"):
         interval = float(meta["finterval"])
