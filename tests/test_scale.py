@@ -39,8 +39,9 @@ def write_big_table(path, n=N_ROWS, seed=0, chunk=1_000_000):
 
 
 MEASURE = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
+from dblink.memory import peak_rss
 from dblink.tables import read_localizations
 from dblink.render import Grid, render
 
@@ -56,7 +57,7 @@ grid = Grid(0.0, 0.0, float(sys.argv[2]), float(sys.argv[2]), float(sys.argv[3])
 res = render(locs, grid, int(sys.argv[4]))
 t2 = time.perf_counter()
 cols = locs.frame.nbytes + locs.x.nbytes + locs.y.nbytes
-print(json.dumps({"base_kb": base, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"base_kb": base, "peak_kb": peak_rss() // 1024,
                   "columns_bytes": cols, "video_bytes": res.video.nbytes, "n": len(locs),
                   "first": [int(locs.frame[0]), float(locs.x[0]), float(locs.y[0])],
                   "inside": res.n_inside, "sum": float(res.video.sum()), "shape": list(res.video.shape),

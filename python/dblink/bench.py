@@ -17,7 +17,6 @@ then the precision's error (the reference always runs in float32).
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch
 
 from .engine import _normalize_frames, check_precision, infer, pick_device
 from .errors import DBlinkError
+from .memory import peak_rss
 from .model import build_model, count_parameters, model_hparams
 
 
@@ -57,8 +57,7 @@ def _peak_mb(dev: torch.device) -> float:
     """Peak memory in MB: the process's resident set on CPUs, allocated GPU memory on CUDA."""
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) / 2**20
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+    return (peak_rss() or 0) / 2**20
 
 
 def _sync(dev: torch.device) -> None:
