@@ -15,9 +15,10 @@ from conftest import ROOT
 from dblink.errors import DBlinkError
 from dblink.options import ReconstructOptions
 from dblink.simulate import SimConfig, simulate_movie
-from dblink.suggest import apply_auto, measure, nena, suggest
+from dblink.suggest import Measures, apply_auto, events, measure, nena, suggest
 from dblink.tables import Localizations, write_localizations
 
+STATIC = dict(drift_nm=0.0, rotation_deg=0.0, deform_nm=0.0)
 SLOW = dict(drift_nm=200.0, rotation_deg=15.0, deform_nm=40.0)
 FAST = dict(drift_nm=1500.0, rotation_deg=60.0, deform_nm=150.0)
 
@@ -56,20 +57,63 @@ def test_precision_from_the_uncertainty_column_or_nena(slow):
 def test_fast_motion_changes_the_structure_sooner(slow):
     fast = measure(movie(motion=FAST))
     assert fast.motion_frames < 200 < measure(slow).motion_frames
+    # a static structure reads as slow even when sparse (900 localizations): the noise ceiling comes
+    # from halves split by blinking event, not by even/odd frames (which share emitters that stay on)
+    assert measure(movie(density=0.1, motion=STATIC)).motion_frames > 400
+
+
+def test_blinking_events_link_consecutive_frames():
+    # one emitter on for frames 1-5 (20 nm jitter), one 300 nm away on in frames 3-4, one back at the
+    # first place in frame 9 (after a gap: a new event)
+    rng = np.random.default_rng(0)
+    frame = np.array([1, 2, 3, 4, 5, 3, 4, 9])
+    x = np.array([1000.0] * 5 + [1300.0] * 2 + [1000.0]) + rng.normal(0, 20, 8)
+    y = np.full(8, 1000.0) + rng.normal(0, 20, 8)
+    ev = events(Localizations(frame=frame, x=x, y=y, uncertainty=np.full(8, 20.0), source="t"))
+    assert len(set(ev[:5])) == 1 and len(set(ev[5:7])) == 1
+    assert len({ev[0], ev[5], ev[7]}) == 3
+
+
+def _measured(density, motion_frames):
+    return Measures(localizations=5000, frames=(1, 1000), field_um2=6.55, density_field=density / 5,
+                    structure_um2=1.2, density_structure=density, precision_nm=20.0,
+                    precision_method="given", block_frames=200, speed_nm_per_frame=0.5,
+                    motion_frames=motion_frames, filled_share=0.02, pixel_size=40.0)
+
+
+@pytest.mark.parametrize("density, motion_frames, S", [
+    (1.8, float("inf"), 20),   # slow filaments at 1.7-1.9 per µm² per frame: 20 frames (36 per step)
+    (7.0, float("inf"), 5),    # dense: 35 per µm² of structure already in 5 frames
+    (3.5, float("inf"), 10),
+    (0.5, None, 20),           # sparse, motion not measurable: the density decides
+    (1.8, 300.0, 10),          # a step lasts at most 1/20 of the time the structure takes to change
+    (0.5, 250.0, 10),          # sparse and fairly fast: not forced down to 5
+    (1.8, 150.0, 5),
+    (7.0, 50.0, 5),            # the shortest step offered
+])
+def test_frames_per_step_rule(monkeypatch, density, motion_frames, S):
+    import dblink.suggest as sg
+
+    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(density, motion_frames))
+    s = suggest(None, model="filaments", device="cpu")
+    assert s.options["frames_per_step"] == S, s.reasons["frames_per_step"]
 
 
 def test_proposals_follow_density_motion_and_shape(slow):
     s = suggest(slow, device="cpu")
-    assert s.options == {"model": "filaments", "frames_per_step": 10, "window": 25, "stride": 8}
-    assert suggest(movie(density=0.1), device="cpu").options["frames_per_step"] == 20
+    assert s.options == {"model": "filaments", "frames_per_step": 20, "window": 25, "stride": 8}
+    assert suggest(movie(density=0.1, seed=18), device="cpu").options["frames_per_step"] == 20
     assert suggest(movie(density=1.0), device="cpu").options["frames_per_step"] == 5
     assert suggest(movie(motion=FAST), device="cpu").options["frames_per_step"] == 5
+    # sparse "fast" movie whose structure changes by half only in ~280 frames (seed 18's motion):
+    # 10 frames per step, not 5 (the sweep: 0.710 against 0.599)
+    assert suggest(movie(density=0.1, motion=FAST, seed=18), device="cpu").options["frames_per_step"] == 10
     mito = suggest(movie("mitochondria", density=0.6), device="cpu")
     assert mito.options["model"] == "mitochondria"
     assert suggest(slow, model="mitochondria", device="cuda").options["stride"] == 1
     text = s.report()
     for line in ("density", "precision", "motion", "shape", "--frames-per-step", "command: dblink "
-                 "reconstruct TABLE -o OUT.tif --model filaments --frames-per-step 10 --window 25 "
+                 "reconstruct TABLE -o OUT.tif --model filaments --frames-per-step 20 --window 25 "
                  "--stride 8"):
         assert line in text
 
@@ -82,12 +126,25 @@ def test_too_few_localizations_is_one_line():
 
 def test_auto_fills_only_what_was_left_at_its_default(slow):
     notes: list[str] = []
-    o = apply_auto(movie(density=0.1), ReconstructOptions(device="cpu"), notes.append)
+    o = apply_auto(movie(density=0.1, seed=18), ReconstructOptions(device="cpu"), notes.append)
     assert (o.model, o.frames_per_step, o.window, o.stride, o.auto) == ("filaments", 20, 25, 8, False)
     assert notes and notes[0].startswith("--auto: model filaments, frames_per_step 20")
     kept = apply_auto(movie(density=0.1), ReconstructOptions(device="cpu", frames_per_step=7,
                                                             stride=2, model="mitochondria"))
     assert (kept.model, kept.frames_per_step, kept.stride) == ("mitochondria", 7, 2)
+
+
+def test_auto_on_a_map_stack_says_what_it_cannot_measure():
+    from dblink.formats import MapStack
+
+    stack = MapStack.open(ROOT / "tests" / "data" / "formats" / "deepstorm_maps.tif", warn=lambda m: None)
+    notes: list[str] = []
+    o = apply_auto(stack, ReconstructOptions(device="cpu"), notes.append)
+    assert (o.frames_per_step, o.window, o.stride) == (None, ReconstructOptions().window, 8)
+    assert len(notes) == 1 and "is a map stack, not a localization table" in notes[0]
+    assert "dblink suggest" in notes[0]
+    kept = apply_auto(stack, ReconstructOptions(device="cpu", stride=2, frames_per_step=4))
+    assert (kept.stride, kept.frames_per_step) == (2, 4)
 
 
 def test_cli_suggest_and_reconstruct_auto(slow, tmp_path, capsys):
@@ -97,7 +154,7 @@ def test_cli_suggest_and_reconstruct_auto(slow, tmp_path, capsys):
     write_localizations(table, slow)
     assert main(["suggest", str(table), "--device", "cpu", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["options"]["frames_per_step"] == 10 and "density_structure" in out["measures"]
+    assert out["options"]["frames_per_step"] == 20 and "density_structure" in out["measures"]
     assert main(["suggest", str(table), "--device", "cpu"]) == 0
     assert "suggested:" in capsys.readouterr().out
     # --auto on the command line (measured on the whole table; a small piece is reconstructed)
@@ -105,7 +162,7 @@ def test_cli_suggest_and_reconstruct_auto(slow, tmp_path, capsys):
                  "cpu", "--roi", "0,0,400,400", "--no-confidence", "--progress", "json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     auto = [e["message"] for e in events if e.get("event") == "warning" and "--auto" in e["message"]]
-    assert auto and "frames_per_step 10" in auto[0] and "stride 8" in auto[0], events
+    assert auto and "frames_per_step 20" in auto[0] and "stride 8" in auto[0], events
     assert events[-1]["event"] == "done"
 
 

@@ -7,7 +7,13 @@ frames stands for each of its S/5 ground-truth steps). Then ``dblink.suggest.sug
 table alone, and the F1 of its settings is compared with the best of the grid.
 
     .venv/bin/python tools/suggest_sweep.py -o suggest_sweep.json          # ~20 min on 2 cores
+    .venv/bin/python tools/suggest_sweep.py --seed 19 --lean -o s19.json   # ~3 min on one core
     .venv/bin/python tools/suggest_sweep.py --table suggest_sweep.json     # the table again
+
+Rerunning on an existing file scores only the grid points it lacks and proposes again (so a
+changed rule is judged against the stored grid in seconds); ``--grid-only`` leaves the proposal out
+(to run a held-out seed's grid before its rule is final). Torch uses ``OMP_NUM_THREADS`` threads
+(default 2).
 
 The README's table is this script's output.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,7 +123,7 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
 
 
 def table(results: dict) -> str:
-    lines = ["| movie | density on structure (/µm²/frame) | structure changes within (frames) | "
+    lines = ["| movie | density on structure (/µm²/frame) | structure changes by half within (frames) | "
              "suggested | F1 suggested | best of grid | F1 best | gap |",
              "|---|---:|---:|---|---:|---|---:|---:|"]
     gaps = []
@@ -154,7 +161,7 @@ def main() -> int:
         print(table(json.loads(Path(a.table).read_text())))
         return 0
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only, a.lean)
     if not a.grid_only:
         print(table(res))

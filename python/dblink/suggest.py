@@ -14,13 +14,25 @@ shipped models):
   median distance / (√2 · √(2 ln 2)) over distances below 150 nm.
 * **motion**: how fast the structure changes. Consecutive blocks are rendered and blurred (1 px);
   their shift (cross-correlation peak) gives the drift speed in nm per raw frame (reported only: on
-  sparse tables and rotating or bending structures it is noisy). What the proposal uses is the
-  correlation of consecutive blocks (blurred by 2 px = 80 nm, blocks of about
-  :data:`MOTION_LOCS` localizations, at most a quarter of the movie) relative to the correlation
-  two independent halves of one block would reach with the block's full count (the noise ceiling:
-  even/odd raw frames, Spearman-Brown corrected). Motion and bending lower it; ``motion_frames``
-  is the time over which it would fall to one half (exponential decay): the number of raw frames
-  within which the structure changes at the 80 nm scale.
+  sparse tables and rotating or bending structures it is noisy). What the proposal uses is
+  ``motion_frames``, the number of raw frames within which the structure changes by half at the
+  80 nm scale: blocks of L raw frames (about :data:`MOTION_LOCS` localizations, 50 frames at least,
+  a quarter of the movie at most) are blurred by 2 px (80 nm) and each is correlated with the next
+  one (starts every L/4 frames). The correlation two blocks would reach if nothing moved (the
+  noise ceiling) is that of two halves of one block, Spearman-Brown corrected to the block's full
+  count; the halves are split by *blinking event* (localizations linked across consecutive raw
+  frames within 4·√2·σ, σ the localization's uncertainty or the measured precision), because
+  even/odd frames share the emitters that stay on for several frames and so overstate the ceiling
+  most on sparse tables (the first rule's even/odd split read slow sparse filaments as moving).
+  Each pair is compared with the geometric mean of its two blocks' ceilings. The ratio r is
+  turned into a half-life with the decay exp(−λ·lag) averaged over the blocks' lags: pairs of
+  consecutive blocks span lags 0–2L around L, the halves of one block lags 0–L, so
+  r = [(1 − e⁻ˣ)/x]² / (2/x · [1 − (1 − e⁻ˣ)/x]) with x = λL, and ``motion_frames`` = ln 2 / λ.
+  On 60 simulated filament movies of 1,000 frames (tools/suggest_sweep.py's scenarios, seeds
+  100-111: 360-3,500 localizations, slow and fast motion) it was within a factor 2.1 (rms) of the
+  ground truth's own half-life (the same 80 nm correlation on the true structure; 25 % longer on
+  average), and on the same side of 200 and 400 frames (the step limits below) in 88 % and 98 %
+  of them; the first measure (even/odd halves) read slow sparse movies as fast.
 * **shape** (for the model): in each block, the structure at a quarter of its bright end (1-pixel-
   blurred counts above 25 % of their 99th percentile); the *filled share* is the part of it at
   least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.18 on the
@@ -42,8 +54,6 @@ from scipy import ndimage
 from .errors import DBlinkError
 from .tables import Localizations
 
-#: relative correlation at which the structure counts as changed (``motion_frames``)
-MOTION_LEVEL = 0.5
 #: NeNA: nearest-neighbour distances above this (nm) are not the same emitter
 NENA_MAX_NM = 150.0
 #: fewer localizations than this cannot be measured; fewer than FEW_LOCS: a note says the
@@ -54,6 +64,13 @@ FEW_LOCS = 1000
 BLOCK_LOCS = 2000
 #: blocks of the motion measure hold about this many localizations (at most a quarter of the movie)
 MOTION_LOCS = 1000
+#: at most this many pairs of blocks are correlated (evenly spread over the movie)
+MOTION_PAIRS = 48
+#: localizations in consecutive raw frames closer than this many σ are one blinking event (4 × the
+#: Rayleigh scale √2·σ of two localizations of one emitter: 0.03 % of true links are missed; at 3×,
+#: 1 % are, which splits a fifth of the long (10-40 frame) events across both halves of a block and
+#: read static sparse filaments as changing within 560-870 frames)
+LINK_SIGMAS = 4 * math.sqrt(2)
 #: filled share above which the structure is filled (mitochondria), below: filaments
 FILLED_SHARE = 0.22
 
@@ -105,7 +122,7 @@ class Suggestion:
             tau = "longer than the movie" if m.motion_frames is None or not math.isfinite(
                 m.motion_frames) else f"{m.motion_frames:.0f} raw frames"
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
-                         f"structure changes within {tau}")
+                         f"structure changes by half within {tau}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
                      f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'})")
         lines.append("suggested:")
@@ -182,6 +199,93 @@ def nena(locs: Localizations, max_nm: float = NENA_MAX_NM) -> float | None:
     return float(np.median(d) / (math.sqrt(2) * math.sqrt(2 * math.log(2))))
 
 
+def events(locs: Localizations, precision: float | None = None) -> np.ndarray:
+    """Blinking events: an id per localization, shared by localizations linked across consecutive
+    raw frames (each is linked to its nearest neighbour in the previous frame when they are closer
+    than :data:`LINK_SIGMAS` × σ of that neighbour, at most :data:`NENA_MAX_NM`; σ from the
+    uncertainty column, else ``precision``, else 20 nm)."""
+    from scipy.spatial import cKDTree
+
+    n = len(locs)
+    sigma = np.full(n, float(precision) if precision else 20.0)
+    if locs.uncertainty is not None:
+        u = np.asarray(locs.uncertainty, dtype=np.float64)
+        sigma = np.where(np.isfinite(u) & (u > 0), u, sigma)
+    reach = np.minimum(LINK_SIGMAS * sigma, NENA_MAX_NM)
+    # frames far apart in a third coordinate: a neighbour within NENA_MAX_NM is in that frame
+    z = (locs.frame.astype(np.float64) - float(locs.frame.min())) * 4 * NENA_MAX_NM
+    tree = cKDTree(np.column_stack([locs.x, locs.y, z]))
+    d, j = tree.query(np.column_stack([locs.x, locs.y, z - 4 * NENA_MAX_NM]),
+                      distance_upper_bound=NENA_MAX_NM)
+    ok = np.isfinite(d)
+    parent = np.arange(n)
+    jj = j[ok]
+    ok_idx = np.flatnonzero(ok)
+    link = d[ok] <= reach[jj]
+    parent[ok_idx[link]] = jj[link]
+    for _ in range(64):  # pointer jumping: every localization to the first of its event
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    return parent
+
+
+def _block_decay(r: float, L: float) -> float:
+    """Half-life (raw frames) of a decay exp(−λ·lag) that gives the ratio ``r`` between the
+    correlation of consecutive blocks of ``L`` frames and that of halves of one block (see the
+    module docstring); inf for r ≥ 1."""
+    from scipy.optimize import brentq
+
+    def ratio(x: float) -> float:
+        e = (1 - math.exp(-x)) / x
+        return e * e / (2 / x * (1 - e))
+
+    if r >= ratio(1e-6):  # no decay the blocks can resolve
+        return math.inf
+    if r <= ratio(50.0):
+        return L * math.log(2) / 50.0
+    return L * math.log(2) / brentq(lambda x: ratio(x) - r, 1e-6, 50.0)
+
+
+def motion_frames(locs: Localizations, precision: float | None, x0: float, y0: float, px: float,
+                  shape: tuple[int, int]) -> float | None:
+    """Raw frames within which the structure changes by half at 80 nm (the module docstring), or
+    None when the movie is shorter than two blocks."""
+    n = len(locs)
+    f0, f1 = locs.frame_range
+    n_frames = f1 - f0 + 1
+    L = int(min(max(50, math.ceil(MOTION_LOCS * n_frames / n)), n_frames // 4))
+    if L < 1 or n_frames < 2 * L:
+        return None
+    ev = events(locs, precision)
+    _, inv = np.unique(ev, return_inverse=True)
+    half = (np.random.default_rng(0).random(int(inv.max()) + 1) < 0.5)[inv]
+    rel = locs.frame - f0
+    starts = np.arange(0, n_frames - 2 * L + 1, max(1, L // 4))
+    if starts.size > MOTION_PAIRS:
+        starts = np.unique(np.linspace(0, starts[-1], MOTION_PAIRS).round().astype(np.int64))
+
+    def image(sel: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(_counts(locs, sel, x0, y0, px, shape), 2.0)
+
+    ceilings: dict[int, float] = {}
+
+    def ceiling(s: int, sel: np.ndarray) -> float:
+        if s not in ceilings:
+            c = _corr(image(sel & half), image(sel & ~half))
+            ceilings[s] = 2 * c / (1 + c) if c > 0 else 0.0
+        return ceilings[s]
+
+    num = den = 0.0
+    for s in starts.tolist():
+        a = (rel >= s) & (rel < s + L)
+        b = (rel >= s + L) & (rel < s + 2 * L)
+        num += _corr(image(a), image(b))
+        den += math.sqrt(ceiling(s, a) * ceiling(s + L, b))
+    return _block_decay(num / den if den > 0 else 0.0, L)
+
+
 def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | None = None) -> Measures:
     """Density, precision, motion and shape of a table (see the module docstring).
 
@@ -238,22 +342,7 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     if n_blocks >= 2:
         shifts = [_shift(renders[b], renders[b + 1]) for b in range(n_blocks - 1)]
         speed = float(np.median([math.hypot(*s) for s in shifts]) * px / block_frames)
-    L = int(min(max(50, math.ceil(MOTION_LOCS * n_frames / n)), n_frames // 4))
-    if L >= 1 and n_frames // L >= 2:
-        nb = n_frames // L
-        mblk = (locs.frame - f0) // L
-        rend, halves2 = [], []
-        for b in range(nb):
-            sel = mblk == b
-            rend.append(ndimage.gaussian_filter(_counts(locs, sel, x0, y0, px, (H, W)), 2.0))
-            e = ndimage.gaussian_filter(_counts(locs, sel & (locs.frame % 2 == 0), x0, y0, px, (H, W)), 2.0)
-            o = ndimage.gaussian_filter(_counts(locs, sel & (locs.frame % 2 == 1), x0, y0, px, (H, W)), 2.0)
-            halves2.append(_corr(e, o))
-        c_half = float(np.mean(halves2))
-        ceiling = 2 * c_half / (1 + c_half) if c_half > 0 else 0.0
-        r = float(np.mean([_corr(rend[b], rend[b + 1]) for b in range(nb - 1)]))
-        r = r / ceiling if ceiling > 0 else 0.0
-        tau = math.inf if r >= 1 else (L * math.log(MOTION_LEVEL) / math.log(r) if r > 0 else 0.0)
+    tau = motion_frames(locs, precision, x0, y0, px, (H, W))
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
                     density_field=n / (field_um2 * n_frames), structure_um2=structure_um2,
                     density_structure=density_structure, precision_nm=precision,
@@ -266,20 +355,23 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
 # ----------------------------------------------------------------------------- the proposal
 #: frames per step the suggestion chooses from
 STEP_CHOICES = (5, 10, 20)
-#: localizations per µm² of structure per step of the models' training frames per step (10):
-#: for filaments their evaluation-like movie (measure() on tools/suggest_sweep.py's fil-d0.3-slow:
-#: 1.94 per µm² per raw frame); for mitochondria 33, so that 4.3-4.8 per µm² per frame gets 5
-#: frames per step, which was best on both sweep seeds 16 and 17 (the first rule, 42.5 from
-#: mito-d0.6-slow's density, gave 10 and lost 0.018 on seed 17); a model file not listed: the
-#: filaments'
-DENSITY_REF = {"filaments": 19.4, "mitochondria": 33.0}
-#: a step needs at least this share of the reference (the shortest such step is proposed): on the
-#: simulated filaments 0.83 per µm² of structure per frame did best with 20 frames per step, 1.94
-#: with 10 and 7.1 with 5 (README "Parameters from the data")
-DENSITY_SHARE = 0.62
-#: structure that changes within fewer raw frames than this is fast: the shortest steps (on the
-#: simulated filaments fast motion did best with 5 frames per step at every density tried)
-FAST_FRAMES = 200.0
+#: localizations per µm² of structure per step that a step should reach (for a model trained at 10
+#: frames per step; scaled by the model's own frames per step), measured where motion does not
+#: matter, on the sweep's slow movies (tools/suggest_sweep.py, seeds 16-18): slow filaments with
+#: 1.7-1.9 per µm² of structure per raw frame did best with 20 frames per step (33-39 per step;
+#: 10 frames, 17-19 per step, lost up to 0.018 F1) and at 6-7 per frame 5 frames (31-36 per step)
+#: matched 10 within 0.006 while 20 (120-140 per step) lost up to 0.043: the filament model does
+#: best from about 30 per step (the upper quartile of its training movies' 10-30 per step). The
+#: mitochondria model does best lower: at 4.3-4.8 per frame 5 frames per step (21-24) beat 10
+#: (43-48) by 0.018 on seeds 16 and 17, at 3.8 (seed 18) 10 was best by 0.002; a model not listed:
+#: the filaments' value
+DENSITY_NEED = {"filaments": 30.0, "mitochondria": 20.5}
+#: a step may last at most this fraction of ``motion_frames`` (the structure takes at least this
+#: many steps to change by half): the filament model's training movies (10 frames per step, up to
+#: 500 nm drift, 40° rotation, 120 nm bending in 510 frames) change by half within 14 steps at the
+#: fastest and within 20 steps in their fastest tenth (the same 80 nm correlation on their ground
+#: truth); longer steps show the network motion it has rarely or never seen
+STEPS_PER_CHANGE = 20.0
 
 
 @dataclass(frozen=True)
@@ -327,17 +419,21 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
     S0, W0 = int(lm.frames_per_step), int(lm.window)
     if pixel_size is None and abs(lm.pixel_size - m.pixel_size) > 1e-6:
         m = measure(locs, lm.pixel_size)
-    ref = DENSITY_REF.get(lm.name, DENSITY_REF["filaments"]) * S0 / 10
-    need = DENSITY_SHARE * ref
-    S = next((c for c in STEP_CHOICES if m.density_structure * c >= need), max(STEP_CHOICES))
-    fast = m.motion_frames is not None and m.motion_frames < FAST_FRAMES
-    if fast:
-        S = min(STEP_CHOICES)
-        reasons["frames_per_step"] = (f"the structure changes within {m.motion_frames:.0f} raw "
-                                      f"frames (fast): the shortest steps")
-    elif S == max(STEP_CHOICES) and m.density_structure * S < need:
+    need = DENSITY_NEED.get(lm.name, DENSITY_NEED["filaments"]) * S0 / 10
+    S_density = next((c for c in STEP_CHOICES if m.density_structure * c >= need), max(STEP_CHOICES))
+    tau = m.motion_frames
+    S_motion = max(STEP_CHOICES) if tau is None else max(
+        [c for c in STEP_CHOICES if c * STEPS_PER_CHANGE <= tau] or [min(STEP_CHOICES)])
+    S = min(S_density, S_motion)
+    if S < S_density:
+        reasons["frames_per_step"] = (
+            f"the structure changes by half within {tau:.0f} raw frames: a step of at most 1/"
+            f"{STEPS_PER_CHANGE:g} of that (9 in 10 training movies took 20 steps or more)"
+            + ("" if S * STEPS_PER_CHANGE <= tau else "; the shortest step offered")
+            + f"; {need:.3g} localizations per µm² of structure would need {S_density}")
+    elif m.density_structure * S < need:
         reasons["frames_per_step"] = (f"sparse: {m.density_structure * S:.3g} localizations per µm² "
-                                      f"of structure even in {S} frames")
+                                      f"of structure even in {S} frames (aim: {need:.3g})")
     else:
         reasons["frames_per_step"] = (f"the shortest step with {need:.3g} localizations per µm² of "
                                       f"structure ({m.density_structure * S:.3g})")
@@ -365,14 +461,27 @@ def apply_auto(locs, options, warn=None, keep_model: str | None = None):
     """``--auto``: the options with the settings left at their defaults replaced by the
     suggestion's (a model other than the default ``filaments``, ``keep_model``, and any frames
     per step, window or stride given, are kept). The choice is reported through ``warn``. A map
-    stack has no localizations to measure: its options are returned unchanged, with a note."""
+    stack has no localizations to measure: only its stride is chosen (from the device), and the
+    note says so."""
     from dataclasses import fields, replace
 
-    if not isinstance(locs, Localizations):
-        if warn is not None:
-            warn("--auto measures localization tables; a map stack keeps the model's settings")
-        return options
     defaults = {f.name: f.default for f in fields(options)}
+    if not isinstance(locs, Localizations):
+        # a map stack: no localizations, so no density on the structure, precision, blinking
+        # events or motion to measure; only the stride (it depends on the device alone) is chosen
+        from .imagej import auto_stride
+
+        kw = {}
+        if options.stride == defaults["stride"]:
+            kw["stride"] = auto_stride(options.device)
+        if warn is not None:
+            S = "the model's" if options.frames_per_step is None else str(options.frames_per_step)
+            warn(f"--auto: {getattr(locs, 'source', 'the input')} is a map stack, not a "
+                 f"localization table: density, precision and motion cannot be measured on it, so "
+                 f"frames per step ({S}), window and model stay as given or the model's; stride "
+                 f"{kw.get('stride', options.stride)} for the device. For a measured choice run "
+                 f"`dblink suggest` on the localization table the maps were made from")
+        return replace(options, **kw) if kw else options
     if keep_model is None and options.model != defaults["model"]:
         keep_model = options.model
     sug = suggest(locs, model=keep_model, device=options.device, pixel_size=options.pixel_size)
@@ -384,6 +493,6 @@ def apply_auto(locs, options, warn=None, keep_model: str | None = None):
         m = sug.measures
         chosen = ", ".join(f"{k} {v}" for k, v in sug.options.items())
         warn(f"--auto: {chosen} (density {m.density_structure:.3g} per µm² of structure per "
-             f"frame, structure changes within "
+             f"frame, structure changes by half within "
              f"{'—' if m.motion_frames is None else f'{m.motion_frames:.0f}'} frames)")
     return replace(options, **kw) if kw else options
