@@ -28,15 +28,20 @@ shipped models):
   turned into a half-life with the decay exp(−λ·lag) averaged over the blocks' lags: pairs of
   consecutive blocks span lags 0–2L around L, the halves of one block lags 0–L, so
   r = [(1 − e⁻ˣ)/x]² / (2/x · [1 − (1 − e⁻ˣ)/x]) with x = λL, and ``motion_frames`` = ln 2 / λ.
-  On 60 simulated filament movies of 1,000 frames (tools/suggest_sweep.py's scenarios, seeds
-  100-111: 360-3,500 localizations, slow and fast motion) it was within a factor 2.1 (rms) of the
-  ground truth's own half-life (the same 80 nm correlation on the true structure; 25 % longer on
-  average), and on the same side of 200 and 400 frames (the step limits below) in 88 % and 98 %
-  of them; the first measure (even/odd halves) read slow sparse movies as fast.
+  Checked against the ground truth's own half-life (the same 80 nm correlation on the true
+  structure; ``tools/suggest_sweep.py --motion-check``) on 84 simulated filament movies of 1,000
+  frames (the sweep's seven filament scenarios, seeds 100-111, 360-9,500 localizations): on the
+  same side of 200 and 400 raw frames (the step limits below) in 87 % and 96 % of them (the
+  even/odd measure: 81 % and 49 %; it read every slow movie, even the densest, as changing within
+  110-950 frames). Its limits: on tables of a few hundred localizations it is off by a factor of
+  2-4 either way, and when the structure changes within far fewer frames than a block (very fast
+  motion in blocks of 250 frames) the blocks average the motion away and it can read as slow.
 * **shape** (for the model): in each block, the structure at a quarter of its bright end (1-pixel-
   blurred counts above 25 % of their 99th percentile); the *filled share* is the part of it at
-  least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.18 on the
-  simulated filaments, fast motion included), filled mitochondria much (≥ 0.27).
+  least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.20 on the
+  simulated filaments of sweep seeds 16-18, fast motion included), filled mitochondria much
+  (≥ 0.27). Very fast motion smears filaments into bands within a block (0.31 on seed 19's very
+  fast movie, which then got the mitochondria model).
 
 What is proposed, with the reason (:func:`suggest`): frames per step, window, stride and model.
 The rules and their thresholds were chosen on simulated movies of known density and speed and
