@@ -363,10 +363,11 @@ STEP_CHOICES = (5, 10, 20)
 #: localizations per µm² of structure per step that a step should reach (for a model trained at 10
 #: frames per step; scaled by the model's own frames per step), measured where motion does not
 #: matter, on the sweep's slow movies (tools/suggest_sweep.py, seeds 16-18): slow filaments with
-#: 1.7-1.9 per µm² of structure per raw frame did best with 20 frames per step (33-39 per step;
-#: 10 frames, 17-19 per step, lost up to 0.018 F1) and at 6-7 per frame 5 frames (31-36 per step)
-#: matched 10 within 0.006 while 20 (120-140 per step) lost up to 0.043: the filament model does
-#: best from about 30 per step (the upper quartile of its training movies' 10-30 per step). The
+#: 1.66-1.94 per µm² of structure per raw frame did up to 0.018 F1 better with 20 frames per step
+#: (33-39 per step) than with 10 (17-19 per step), or 0.005 worse (seed 16), and at 6-7 per frame
+#: 5 frames (31-36 per step) matched 10 within 0.006 while 20 (120-140 per step) lost up to 0.043:
+#: the filament model does best from about 30 per step (the third quartile of its training movies'
+#: density per step; their quartiles are 13, 22 and 30). The
 #: mitochondria model does best lower: at 4.3-4.8 per frame 5 frames per step (21-24) beat 10
 #: (43-48) by 0.018 on seeds 16 and 17, at 3.8 (seed 18) 10 was best by 0.002; a model not listed:
 #: the filaments' value
