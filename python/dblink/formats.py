@@ -449,74 +449,15 @@ def read_smlm(path: Path, camera_pixel: float | None, warn: Callable[[str], None
     except (zipfile.BadZipFile, OSError) as exc:
         raise DBlinkError(f"{path}: not a readable .smlm (zip) file ({exc})") from None
     with zf:
-        try:
-            info = zf.getinfo("manifest.json")
-        except KeyError:
-            raise DBlinkError(f"{path}: no manifest.json in the .smlm archive") from None
-        if info.file_size > MAX_MANIFEST_BYTES:
-            raise DBlinkError(f"{path}: manifest.json is {info.file_size:,} bytes, not a manifest")
-        try:
-            manifest = json.loads(zf.read(info).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as exc:
-            raise DBlinkError(f"{path}: manifest.json is not valid JSON ({str(exc)[:100]})") from None
-        if not isinstance(manifest, dict):
-            raise DBlinkError(f"{path}: manifest.json is not a JSON object")
-        version = str(manifest.get("format_version", "?"))
-        if not version.startswith("0."):
-            raise DBlinkError(f"{path}: .smlm format_version {version} is not supported (0.x)")
-        files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
-        tables = [fi for fi in files if isinstance(fi, dict) and fi.get("type") == "table"]
-        if not tables:
-            raise DBlinkError(f"{path}: the .smlm manifest lists no localization table")
-        if len(tables) > 1:
-            warn(f"{path}: {len(tables)} tables in the .smlm file; the first "
-                 f"({tables[0].get('name')}, channel {tables[0].get('channel', '?')}) is used")
-        fi = tables[0]
-        formats = manifest.get("formats") if isinstance(manifest.get("formats"), dict) else {}
-        fmt = formats.get(fi.get("format"))
-        if not isinstance(fmt, dict):
-            raise DBlinkError(f"{path}: the .smlm manifest has no format '{fi.get('format')}'")
-        if fmt.get("mode") != "binary":
-            raise DBlinkError(f"{path}: .smlm table mode '{fmt.get('mode')}' is not supported "
-                              f"(binary)")
-        headers, dtypes = fmt.get("headers") or [], fmt.get("dtype") or []
-        shapes = fmt.get("shape") or [1] * len(headers)
-        units = fmt.get("units") or [""] * len(headers)
-        if not (len(headers) == len(dtypes) == len(shapes) == len(units)) or not headers:
-            raise DBlinkError(f"{path}: the .smlm format's headers, dtype, shape and units differ in "
-                              f"length")
+        manifest = _smlm_manifest(path, zf)
+        fi, fmt = _smlm_table(path, manifest, warn)
         try:
             rows = int(fi.get("rows"))
         except (TypeError, ValueError):
             raise DBlinkError(f"{path}: the .smlm manifest gives no row count") from None
-        fields = []
-        for h, dt, sh in zip(headers, dtypes, shapes):
-            if dt not in _SMLM_DTYPES:
-                raise DBlinkError(f"{path}: .smlm column '{h}' has an unknown dtype '{dt}'")
-            shape = tuple(sh) if isinstance(sh, list) else ()
-            if not isinstance(sh, list) and sh != 1:
-                raise DBlinkError(f"{path}: .smlm column '{h}' has shape {sh!r}")
-            fields.append((str(h), _SMLM_DTYPES[dt], shape) if shape else (str(h), _SMLM_DTYPES[dt]))
-        try:
-            rec = np.dtype(fields)
-        except (TypeError, ValueError) as exc:
-            raise DBlinkError(f"{path}: .smlm columns cannot be laid out ({exc})") from None
-        names = list(rec.names)
-        for need in ("x", "y", "frame"):
-            if need not in names:
-                raise DBlinkError(f"{path}: the .smlm table has no '{need}' column "
-                                  f"(columns: {', '.join(names[:12])})")
-        try:
-            member = zf.getinfo(str(fi.get("name")))
-        except KeyError:
-            raise DBlinkError(f"{path}: the .smlm table {fi.get('name')!r} is not in the archive") from None
-        if rows < 1 or member.file_size != rows * rec.itemsize:
-            raise DBlinkError(f"{path}: the .smlm table {member.filename} holds {member.file_size:,} "
-                              f"bytes, not {rows:,} rows of {rec.itemsize} bytes")
-        try:
-            data = np.frombuffer(zf.read(member), dtype=rec, count=rows)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise DBlinkError(f"{path}: cannot read the .smlm table ({str(exc)[:100]})") from None
+        rec = _smlm_record(path, fmt)
+        data = _smlm_rows(path, zf, fi, rec, rows)
+    names = list(rec.names)
     offsets = fi.get("offset") if isinstance(fi.get("offset"), dict) else {}
 
     def col(name: str) -> np.ndarray:
@@ -526,17 +467,8 @@ def read_smlm(path: Path, camera_pixel: float | None, warn: Callable[[str], None
         except (TypeError, ValueError):
             raise DBlinkError(f"{path}: .smlm offset of '{name}' is not a number") from None
 
-    unit_of = dict(zip(names, units))
-    scale = {}
-    for c in ("x", "y"):
-        u = str(unit_of.get(c) or "nm").lower()
-        if u in ("px", "pixel", "pixels"):
-            scale[c] = _camera_pixel(path, ".smlm", None, camera_pixel, "its manifest", warn)
-        elif u in NM_PER:
-            scale[c] = NM_PER[u]
-        else:
-            raise DBlinkError(f"{path}: .smlm column '{c}' has unit '{unit_of.get(c)}' (expected nm, "
-                              f"um or px)")
+    unit_of = dict(zip(names, fmt.get("units") or [""] * len(names)))
+    scale = {c: _smlm_scale(path, c, unit_of.get(c), camera_pixel, warn) for c in ("x", "y")}
     frame = col("frame")
     base = 1
     if frame.size and frame.min() == 0:
@@ -554,6 +486,102 @@ def read_smlm(path: Path, camera_pixel: float | None, warn: Callable[[str], None
     return _from_arrays(path, ".smlm", frame, col("x") * scale["x"], col("y") * scale["y"], unc,
                         base=base, units={"x": str(unit_of.get("x") or "nm"),
                                           "y": str(unit_of.get("y") or "nm")})
+
+
+def _smlm_manifest(path: Path, zf: zipfile.ZipFile) -> dict:
+    """The archive's ``manifest.json`` (at most :data:`MAX_MANIFEST_BYTES`), format version 0.x."""
+    try:
+        info = zf.getinfo("manifest.json")
+    except KeyError:
+        raise DBlinkError(f"{path}: no manifest.json in the .smlm archive") from None
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise DBlinkError(f"{path}: manifest.json is {info.file_size:,} bytes, not a manifest")
+    try:
+        manifest = json.loads(zf.read(info).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as exc:
+        raise DBlinkError(f"{path}: manifest.json is not valid JSON ({str(exc)[:100]})") from None
+    if not isinstance(manifest, dict):
+        raise DBlinkError(f"{path}: manifest.json is not a JSON object")
+    version = str(manifest.get("format_version", "?"))
+    if not version.startswith("0."):
+        raise DBlinkError(f"{path}: .smlm format_version {version} is not supported (0.x)")
+    return manifest
+
+
+def _smlm_table(path: Path, manifest: dict, warn: Callable[[str], None]) -> tuple[dict, dict]:
+    """The manifest's first table (file entry) and its binary format, whose ``headers``,
+    ``dtype``, ``shape`` and ``units`` lists have one entry per column."""
+    files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+    tables = [fi for fi in files if isinstance(fi, dict) and fi.get("type") == "table"]
+    if not tables:
+        raise DBlinkError(f"{path}: the .smlm manifest lists no localization table")
+    if len(tables) > 1:
+        warn(f"{path}: {len(tables)} tables in the .smlm file; the first "
+             f"({tables[0].get('name')}, channel {tables[0].get('channel', '?')}) is used")
+    fi = tables[0]
+    formats = manifest.get("formats") if isinstance(manifest.get("formats"), dict) else {}
+    fmt = formats.get(fi.get("format"))
+    if not isinstance(fmt, dict):
+        raise DBlinkError(f"{path}: the .smlm manifest has no format '{fi.get('format')}'")
+    if fmt.get("mode") != "binary":
+        raise DBlinkError(f"{path}: .smlm table mode '{fmt.get('mode')}' is not supported "
+                          f"(binary)")
+    headers, dtypes = fmt.get("headers") or [], fmt.get("dtype") or []
+    shapes = fmt.get("shape") or [1] * len(headers)
+    units = fmt.get("units") or [""] * len(headers)
+    if not (len(headers) == len(dtypes) == len(shapes) == len(units)) or not headers:
+        raise DBlinkError(f"{path}: the .smlm format's headers, dtype, shape and units differ in "
+                          f"length")
+    return fi, fmt
+
+
+def _smlm_record(path: Path, fmt: dict) -> np.dtype:
+    """The NumPy record type of one row (packed, little-endian); ``x``, ``y`` and ``frame`` needed."""
+    headers = fmt.get("headers") or []
+    fields = []
+    for h, dt, sh in zip(headers, fmt.get("dtype") or [], fmt.get("shape") or [1] * len(headers)):
+        if dt not in _SMLM_DTYPES:
+            raise DBlinkError(f"{path}: .smlm column '{h}' has an unknown dtype '{dt}'")
+        shape = tuple(sh) if isinstance(sh, list) else ()
+        if not isinstance(sh, list) and sh != 1:
+            raise DBlinkError(f"{path}: .smlm column '{h}' has shape {sh!r}")
+        fields.append((str(h), _SMLM_DTYPES[dt], shape) if shape else (str(h), _SMLM_DTYPES[dt]))
+    try:
+        rec = np.dtype(fields)
+    except (TypeError, ValueError) as exc:
+        raise DBlinkError(f"{path}: .smlm columns cannot be laid out ({exc})") from None
+    names = list(rec.names)
+    for need in ("x", "y", "frame"):
+        if need not in names:
+            raise DBlinkError(f"{path}: the .smlm table has no '{need}' column "
+                              f"(columns: {', '.join(names[:12])})")
+    return rec
+
+
+def _smlm_rows(path: Path, zf: zipfile.ZipFile, fi: dict, rec: np.dtype, rows: int) -> np.ndarray:
+    """The table's ``rows`` records, read from its archive member (whose size must match)."""
+    try:
+        member = zf.getinfo(str(fi.get("name")))
+    except KeyError:
+        raise DBlinkError(f"{path}: the .smlm table {fi.get('name')!r} is not in the archive") from None
+    if rows < 1 or member.file_size != rows * rec.itemsize:
+        raise DBlinkError(f"{path}: the .smlm table {member.filename} holds {member.file_size:,} "
+                          f"bytes, not {rows:,} rows of {rec.itemsize} bytes")
+    try:
+        return np.frombuffer(zf.read(member), dtype=rec, count=rows)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DBlinkError(f"{path}: cannot read the .smlm table ({str(exc)[:100]})") from None
+
+
+def _smlm_scale(path: Path, column: str, unit, camera_pixel: float | None,
+                warn: Callable[[str], None]) -> float:
+    """nm per unit of a coordinate column (no unit: nm; px needs the camera pixel size)."""
+    u = str(unit or "nm").lower()
+    if u in ("px", "pixel", "pixels"):
+        return _camera_pixel(path, ".smlm", None, camera_pixel, "its manifest", warn)
+    if u in NM_PER:
+        return NM_PER[u]
+    raise DBlinkError(f"{path}: .smlm column '{column}' has unit '{unit}' (expected nm, um or px)")
 
 
 # ----------------------------------------------------------------------------- map stacks

@@ -272,6 +272,307 @@ def _row_line(block: bytes, first_line: int, row: int) -> tuple[int, str]:
     return first_line, ""  # not reached for a row loadtxt returned
 
 
+@dataclass(frozen=True)
+class _Header:
+    """A table's header line: its delimiter, its columns as (name, unit), its line number (1-based)
+    and the byte offset of the first data line."""
+
+    delimiter: str
+    cols: list
+    line: int
+    data_start: int
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The columns read from a table and how: their indices (frame, x, y[, uncertainty]), labels
+    (for messages), nm per unit of x, y and the uncertainty, the units as read, the frame base."""
+
+    usecols: list
+    labels: list
+    scales: tuple
+    units: dict
+    base: int
+    name: str
+
+    @property
+    def has_uncertainty(self) -> bool:
+        return len(self.usecols) > 3
+
+
+def _line_too_long(path: str, lineno: int) -> DBlinkError:
+    return DBlinkError(f"{path}: line {lineno} is longer than {MAX_LINE_BYTES // 2**20} MiB; "
+                       f"not a localization table row")
+
+
+def _open_table(path: str):
+    """The file opened for binary reading, or a one-line error (missing, a folder, unreadable)."""
+    p = Path(path)
+    if not p.exists():
+        raise DBlinkError(f"{path}: no such file")
+    if not p.is_file():
+        raise DBlinkError(f"{path}: not a file")
+    try:
+        return open(p, "rb")
+    except OSError as exc:
+        raise DBlinkError(f"{path}: cannot open ({exc.strerror})") from None
+
+
+def _read_header(path: str, fh, spec: ColumnSpec) -> _Header:
+    """Find and parse the header line: after a UTF-8 byte-order mark and (``spec.skip_comments``)
+    leading ``#`` lines; the file must be text, the header a line of UTF-8 or Latin-1."""
+    head = fh.read(_MAX_HEADER_BYTES)
+    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    head = head[bom:]
+    if not head.strip():
+        raise DBlinkError(f"{path}: empty file (expected a ThunderSTORM CSV header)")
+    _check_text(path, head[:8192])
+    pos, hl = 0, 1  # where the header starts; its line number
+    while spec.skip_comments:
+        eol = head.find(b"\n", pos)
+        if eol < 0 or not head[pos:eol].lstrip().startswith(b"#"):
+            break
+        pos, hl = eol + 1, hl + 1
+    nl = head.find(b"\n", pos)
+    if nl < 0 and len(head) == _MAX_HEADER_BYTES:
+        raise DBlinkError(f"{path}: line {hl} is longer than {_MAX_HEADER_BYTES // 2**20} MiB; "
+                          f"not a CSV table")
+    header_bytes = head[pos:nl] if nl >= 0 else head[pos:]
+    if b"\r" in header_bytes.rstrip(b"\r"):
+        raise DBlinkError(f"{path}: lines end with a bare CR (classic Mac); save the table "
+                          f"with LF or CRLF line endings")
+    try:
+        header = header_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        header = header_bytes.decode("latin-1")  # e.g. 'x [µm]' written by a Latin-1 tool
+    header = header.rstrip("\r\n")
+    if not header.strip():
+        raise DBlinkError(f"{path}: line {hl} is empty (expected a {spec.name} CSV header)")
+    try:
+        delimiter, cols = _choose_delimiter(header)
+    except _RowError as exc:
+        raise DBlinkError(f"{path}: line {hl}: {exc}") from None
+    return _Header(delimiter, cols, hl, bom + (nl + 1 if nl >= 0 else len(head)))
+
+
+def _choose_columns(path: str, header: _Header, spec: ColumnSpec,
+                    camera_pixel: float | None) -> _Columns:
+    """The frame, x, y (and uncertainty) columns named by ``spec``, each found once, and their
+    units in nm (a column in px needs ``camera_pixel``)."""
+    cols, hl = header.cols, header.line
+
+    def where(key: str) -> list[int]:
+        k = key.strip().lower()
+        return [i for i, c in enumerate(cols) if c[0] == k or _label(c).lower() == k]
+
+    roles = {"frame": spec.frame, "x": spec.x, "y": spec.y}
+    for key in [*roles.values(), *spec.uncertainty]:
+        at = where(key)
+        if len(at) > 1:
+            raise DBlinkError(f"{path}: line {hl}: {len(at)} columns are named '{key}' "
+                              f"({', '.join(repr(_label(cols[i])) for i in at)}, columns "
+                              f"{', '.join(str(i + 1) for i in at)}); keep only one")
+    wanted = {}
+    for role, key in roles.items():
+        if not where(key):
+            found = ", ".join(repr(_label(c)) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+            what = f"'{key}'" if key == role else f"'{key}' ({role})"
+            raise DBlinkError(f"{path}: line {hl}: no {what} column in the header (found: {found})")
+        wanted[role] = where(key)[0]
+    unc_idx = next((where(k)[0] for k in spec.uncertainty if where(k)), None)
+    usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
+
+    def unit_of(i: int) -> str | None:
+        return cols[i][1] if cols[i][1] is not None else spec.unit
+
+    def scale(i: int) -> float:
+        return _unit_scale(unit_of(i), cols[i][0], camera_pixel, path, hl)
+
+    scales = (scale(wanted["x"]), scale(wanted["y"]), scale(unc_idx) if unc_idx is not None else 1.0)
+    units = {"x": unit_of(wanted["x"]) or "nm", "y": unit_of(wanted["y"]) or "nm"}
+    return _Columns(usecols, [_label(cols[i]) for i in usecols], scales, units,
+                    int(spec.frame_base), spec.name)
+
+
+def _count_lines(path: str, fh, header: _Header) -> int:
+    """1 + the line breaks after the header (an upper bound on the rows), counted in a fast pass
+    over the bytes; a line longer than :data:`MAX_LINE_BYTES` is refused here, before parsing."""
+    fh.seek(header.data_start)
+    lines = 1
+    run = 0  # bytes since the last line break
+    while True:
+        chunk = fh.read(BLOCK_BYTES)
+        if not chunk:
+            break
+        last_nl = chunk.rfind(b"\n")
+        run = run + len(chunk) if last_nl < 0 else len(chunk) - last_nl - 1
+        lines += chunk.count(b"\n")
+        if run > MAX_LINE_BYTES:
+            raise _line_too_long(path, header.line + lines)
+    fh.seek(header.data_start)
+    return lines
+
+
+class _BlockReader:
+    """Parses a table's data lines, block by block of :data:`BLOCK_BYTES`, into columns that start
+    at :data:`INITIAL_ROWS` rows and grow by doubling (capped by the lines left): the working memory
+    is at most twice the result arrays plus the block in hand, whatever the file holds."""
+
+    def __init__(self, path: str, header: _Header, columns: _Columns, lines_left: int) -> None:
+        self.path, self.delimiter, self.n_header = path, header.delimiter, len(header.cols)
+        self.c = columns
+        self.lines_left = lines_left  # an upper bound on the rows: blank and comment lines count too
+        capacity = min(lines_left, INITIAL_ROWS)  # grown as rows arrive: memory follows the rows read
+        self.frame = np.empty(capacity, dtype=np.int64)
+        self.x = np.empty(capacity, dtype=np.float64)
+        self.y = np.empty(capacity, dtype=np.float64)
+        self.unc = np.empty(capacity, dtype=np.float64) if columns.has_uncertainty else None
+        self.n = 0  # rows read
+        self.line = header.line + 1  # number of the first line of the next block
+        self.last_fields = self.n_header  # fields on the last data line parsed
+
+    def read(self, fh) -> str | None:
+        """Parse the rest of ``fh``; returns the warning for a last line cut short, or None."""
+        leftover = b""
+        while True:
+            chunk = fh.read(BLOCK_BYTES)
+            if not chunk:
+                break
+            buf = leftover + chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                leftover = buf
+            else:
+                block, leftover = buf[:cut + 1], buf[cut + 1:]
+                self._parse(block)
+                self._note_fields(block)
+            if len(leftover) > MAX_LINE_BYTES:  # never hold a line without end in memory
+                raise _line_too_long(self.path, self.line)
+        return self._last_line(leftover) if leftover.strip() else None
+
+    def result(self) -> Localizations:
+        """The rows read, in arrays of their own length."""
+        n = self.n
+        if n == 0:
+            raise DBlinkError(f"{self.path}: the table has a header but no localizations")
+        frame, x, y, unc = self.frame, self.x, self.y, self.unc
+        if n < len(frame):
+            frame, x, y = frame[:n].copy(), x[:n].copy(), y[:n].copy()
+            unc = unc[:n].copy() if unc is not None else None
+        return Localizations(frame=frame, x=x, y=y, uncertainty=unc, source=self.path,
+                             units=dict(self.c.units))
+
+    # -- one block
+    def _parse(self, block: bytes) -> None:
+        """Parse whole lines: check them, convert to nm and 1-based frames, append."""
+        _check_lines(self.path, block, self.line)
+        data = self._load(block)
+        frame = self._frames(block, data[:, 0])
+        sx, sy, su = self.c.scales
+        with np.errstate(over="ignore"):
+            xs, ys = data[:, 1] * sx, data[:, 2] * sy
+        self._check_finite(block, xs, ys)
+        self._append(frame, xs, ys, data[:, 3] * su if self.unc is not None else None)
+        self.line += block.count(b"\n")
+
+    def _loadtxt(self, text: bytes) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            return np.loadtxt(io.BytesIO(text), delimiter=self.delimiter, usecols=self.c.usecols,
+                              dtype=np.float64, ndmin=2, encoding="latin-1", quotechar='"')
+
+    def _load(self, block: bytes) -> np.ndarray:
+        """The block's used columns as float64 (rows × 3 or 4); a line numpy cannot read is
+        explained (line, column, value)."""
+        try:
+            try:
+                return self._loadtxt(block)
+            except ValueError:
+                if not _SPACE_LINE.search(block):
+                    raise
+                # lines of spaces are blank lines too: make them comments, in place (same
+                # length, line numbers unchanged, no list of pieces as re.sub would build)
+                marked = bytearray(block)
+                for m in _SPACE_LINE.finditer(block):
+                    marked[m.start():m.end()] = b"#" * (m.end() - m.start())
+                return self._loadtxt(bytes(marked))
+        except ValueError as exc:
+            msg = _explain_block(self.path, block, self.line, self.delimiter, self.c.usecols,
+                                 self.c.labels, self.n_header)
+            last = self.line + block.count(b"\n") - 1
+            raise DBlinkError(msg or f"{self.path}: lines {self.line}-{last}: cannot read the numeric "
+                              f"columns ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
+
+    def _value(self, block: bytes, row: int, k: int) -> tuple[int, str]:
+        """Line number and text of used column ``k`` in data row ``row`` of a block."""
+        lineno, text = _row_line(block, self.line, row)
+        return lineno, _fields(self.path, lineno, text, self.delimiter)[self.c.usecols[k]].strip()
+
+    def _frames(self, block: bytes, f: np.ndarray) -> np.ndarray:
+        """The frame column checked (whole numbers from the base to 2^53) and made 1-based."""
+        base = self.c.base
+        bad = ~((f >= base) & (f <= MAX_FRAME) & (f == np.floor(f)))
+        if bad.any():
+            lineno, value = self._value(block, int(np.flatnonzero(bad)[0]), 0)
+            raise DBlinkError(f"{self.path}: line {lineno}, column {self.c.usecols[0] + 1} "
+                              f"('{self.c.labels[0]}'): frame {value!r} is not a whole number from "
+                              f"{base} to 2^53 ({self.c.name} frames are {base}-based)")
+        return f + (1 - base) if base != 1 else f
+
+    def _check_finite(self, block: bytes, xs: np.ndarray, ys: np.ndarray) -> None:
+        bad = ~(np.isfinite(xs) & np.isfinite(ys))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            k = 1 if not np.isfinite(xs[i]) else 2
+            lineno, value = self._value(block, i, k)
+            raise DBlinkError(f"{self.path}: line {lineno}, column {self.c.usecols[k] + 1} "
+                              f"('{self.c.labels[k]}'): {value!r} is not a finite coordinate")
+
+    def _append(self, frame, xs, ys, unc) -> None:
+        n, m = self.n, len(frame)
+        if n + m > len(self.frame):
+            self._grow(n + m)
+        self.frame[n:n + m] = frame
+        self.x[n:n + m] = xs
+        self.y[n:n + m] = ys
+        if unc is not None:
+            self.unc[n:n + m] = unc
+        self.n = n + m
+
+    def _grow(self, need: int) -> None:
+        """Room for ``need`` rows: double the columns (at least ``need``, at most the lines left)."""
+        n = self.n
+        capacity = min(max(need, 2 * len(self.frame)), max(need, self.lines_left))
+
+        def grown(a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a[:n], np.empty(capacity - n, a.dtype)])
+
+        self.frame, self.x, self.y = grown(self.frame), grown(self.x), grown(self.y)
+        if self.unc is not None:
+            self.unc = grown(self.unc)
+
+    def _note_fields(self, block: bytes) -> None:
+        """Remember how many fields the block's last data line has (to judge a cut last line)."""
+        tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1:].strip()
+        if tail and not tail.startswith(b"#"):
+            self.last_fields = len(_fields(self.path, self.line - 1, tail.decode("latin-1"),
+                                           self.delimiter))
+
+    def _last_line(self, leftover: bytes) -> str | None:
+        """The last line, without a newline: parsed when complete, else the warning to give."""
+        _check_lines(self.path, leftover, self.line)
+        text = leftover.decode("latin-1").rstrip("\r")
+        fields = _fields(self.path, self.line, text, self.delimiter)
+        complete = len(fields) >= min(self.last_fields, self.n_header) and all(
+            i < len(fields) and _is_number(fields[i]) for i in self.c.usecols)
+        if complete:
+            self._parse(leftover + b"\n")
+            return None
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        return (f"{self.path}: line {self.line}: the last line {shown!r} is incomplete (the file "
+                f"looks truncated); read the {self.n} complete rows before it")
+
+
 @path_errors
 def read_localizations(path: str | os.PathLike, camera_pixel: float | None = None,
                        warn: Callable[[str], None] | None = None, *,
@@ -289,6 +590,10 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
     working memory is at most twice the result arrays plus one block, whatever the file holds (blank
     lines, comments); a line longer than :data:`MAX_LINE_BYTES` is refused without being held whole.
 
+    The steps: :func:`_read_header` (delimiter, column labels and units), :func:`_choose_columns`
+    (which columns, their scale to nm), :func:`_count_lines` (an upper bound on the rows), then
+    :class:`_BlockReader` parses the data.
+
     Args:
         path: the CSV file.
         camera_pixel: nm per camera pixel, needed for tables in ``px``.
@@ -301,217 +606,17 @@ def read_localizations(path: str | os.PathLike, camera_pixel: float | None = Non
         DBlinkError: with a one-line message naming the file, the line (and column) and what is wrong.
     """
     path = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise DBlinkError(f"{path}: no such file")
-    if not p.is_file():
-        raise DBlinkError(f"{path}: not a file")
     if warn is None:
         def warn(msg: str) -> None:
             warnings.warn(msg, UserWarning, stacklevel=3)
-    try:
-        fh = open(p, "rb")
-    except OSError as exc:
-        raise DBlinkError(f"{path}: cannot open ({exc.strerror})") from None
-    with fh:
-        head = fh.read(_MAX_HEADER_BYTES)
-        if head.startswith(b"\xef\xbb\xbf"):
-            head = head[3:]
-            fh.seek(3)
-        else:
-            fh.seek(0)
-        if not head.strip():
-            raise DBlinkError(f"{path}: empty file (expected a ThunderSTORM CSV header)")
-        _check_text(path, head[:8192])
-        pos, hl = 0, 1  # where the header starts; its line number
-        while spec.skip_comments:
-            eol = head.find(b"\n", pos)
-            if eol < 0 or not head[pos:eol].lstrip().startswith(b"#"):
-                break
-            pos, hl = eol + 1, hl + 1
-        nl = head.find(b"\n", pos)
-        if nl < 0 and len(head) == _MAX_HEADER_BYTES:
-            raise DBlinkError(f"{path}: line {hl} is longer than {_MAX_HEADER_BYTES // 2**20} MiB; "
-                              f"not a CSV table")
-        header_bytes = head[pos:nl] if nl >= 0 else head[pos:]
-        if b"\r" in header_bytes.rstrip(b"\r"):
-            raise DBlinkError(f"{path}: lines end with a bare CR (classic Mac); save the table "
-                              f"with LF or CRLF line endings")
-        try:
-            header = header_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            header = header_bytes.decode("latin-1")  # e.g. 'x [µm]' written by a Latin-1 tool
-        header = header.rstrip("\r\n")
-        if not header.strip():
-            raise DBlinkError(f"{path}: line {hl} is empty (expected a {spec.name} CSV header)")
-        try:
-            delimiter, cols = _choose_delimiter(header)
-        except _RowError as exc:
-            raise DBlinkError(f"{path}: line {hl}: {exc}") from None
-        names = [c[0] for c in cols]
-
-        def where(key: str) -> list[int]:
-            k = key.strip().lower()
-            return [i for i, c in enumerate(cols) if c[0] == k or _label(c).lower() == k]
-
-        roles = {"frame": spec.frame, "x": spec.x, "y": spec.y}
-        for key in [*roles.values(), *spec.uncertainty]:
-            at = where(key)
-            if len(at) > 1:
-                raise DBlinkError(f"{path}: line {hl}: {len(at)} columns are named '{key}' "
-                                  f"({', '.join(repr(_label(cols[i])) for i in at)}, columns "
-                                  f"{', '.join(str(i + 1) for i in at)}); keep only one")
-        wanted = {}
-        for role, key in roles.items():
-            if not where(key):
-                found = ", ".join(repr(_label(c)) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
-                what = f"'{key}'" if key == role else f"'{key}' ({role})"
-                raise DBlinkError(f"{path}: line {hl}: no {what} column in the header (found: {found})")
-            wanted[role] = where(key)[0]
-        unc_idx = next((where(k)[0] for k in spec.uncertainty if where(k)), None)
-        usecols = [wanted["frame"], wanted["x"], wanted["y"]] + ([unc_idx] if unc_idx is not None else [])
-        labels = [_label(cols[i]) for i in usecols]
-
-        def unit_of(i: int) -> str | None:
-            return cols[i][1] if cols[i][1] is not None else spec.unit
-
-        sx = _unit_scale(unit_of(wanted["x"]), names[wanted["x"]], camera_pixel, path, hl)
-        sy = _unit_scale(unit_of(wanted["y"]), names[wanted["y"]], camera_pixel, path, hl)
-        su = (_unit_scale(unit_of(unc_idx), names[unc_idx], camera_pixel, path, hl)
-              if unc_idx is not None else 1.0)
-        base = int(spec.frame_base)
-
-        # capacity: one row per remaining line (counted in a fast pass over the bytes)
-        start = fh.tell() + (nl + 1 if nl >= 0 else len(head))
-        fh.seek(start)
-        capacity = 1
-        run = 0  # bytes since the last line break: a file without line breaks is refused early
-        while True:
-            chunk = fh.read(BLOCK_BYTES)
-            if not chunk:
-                break
-            last_nl = chunk.rfind(b"\n")
-            run = run + len(chunk) if last_nl < 0 else len(chunk) - last_nl - 1
-            capacity += chunk.count(b"\n")
-            if run > MAX_LINE_BYTES:
-                raise DBlinkError(f"{path}: line {capacity + 1} is longer than "
-                                  f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
-        fh.seek(start)
-        lines_left = capacity  # an upper bound on the rows: blank and comment lines count too
-        capacity = min(capacity, INITIAL_ROWS)  # grown as rows arrive: memory follows the rows read
-        frame = np.empty(capacity, dtype=np.int64)
-        x = np.empty(capacity, dtype=np.float64)
-        y = np.empty(capacity, dtype=np.float64)
-        unc = np.empty(capacity, dtype=np.float64) if unc_idx is not None else None
-        n = 0
-        line = hl + 1  # number of the first line of the current block
-        leftover = b""
-        last_fields = len(cols)
-
-        def grow(need: int) -> None:
-            nonlocal frame, x, y, unc, capacity
-            capacity = min(max(need, 2 * len(frame)), max(need, lines_left))
-            frame, x, y = (np.concatenate([a[:n], np.empty(capacity - n, a.dtype)]) for a in (frame, x, y))
-            if unc is not None:
-                unc = np.concatenate([unc[:n], np.empty(capacity - n, unc.dtype)])
-
-        def parse(block: bytes) -> None:
-            nonlocal n, line
-            _check_lines(path, block, line)
-            def load(text: bytes) -> np.ndarray:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-                    return np.loadtxt(io.BytesIO(text), delimiter=delimiter, usecols=usecols,
-                                      dtype=np.float64, ndmin=2, encoding="latin-1", quotechar='"')
-
-            try:
-                try:
-                    data = load(block)
-                except ValueError:
-                    if not _SPACE_LINE.search(block):
-                        raise
-                    # lines of spaces are blank lines too: make them comments, in place (same
-                    # length, line numbers unchanged, no list of pieces as re.sub would build)
-                    marked = bytearray(block)
-                    for m in _SPACE_LINE.finditer(block):
-                        marked[m.start():m.end()] = b"#" * (m.end() - m.start())
-                    data = load(bytes(marked))
-                    del marked
-            except ValueError as exc:
-                msg = _explain_block(path, block, line, delimiter, usecols, labels, len(cols))
-                last = line + block.count(b"\n") - 1
-                raise DBlinkError(msg or f"{path}: lines {line}-{last}: cannot read the numeric "
-                                  f"columns ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
-            m = data.shape[0]
-            f = data[:, 0]
-            bad = ~((f >= base) & (f <= MAX_FRAME) & (f == np.floor(f)))
-            if bad.any():
-                lineno, text = _row_line(block, line, int(np.flatnonzero(bad)[0]))
-                value = _fields(path, lineno, text, delimiter)[usecols[0]].strip()
-                raise DBlinkError(f"{path}: line {lineno}, column {usecols[0] + 1} ('{labels[0]}'): "
-                                  f"frame {value!r} is not a whole number from {base} to 2^53 "
-                                  f"({spec.name} frames are {base}-based)")
-            if base != 1:
-                f = f + (1 - base)
-            with np.errstate(over="ignore"):
-                xs, ys = data[:, 1] * sx, data[:, 2] * sy
-            bad = ~(np.isfinite(xs) & np.isfinite(ys))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                lineno, text = _row_line(block, line, i)
-                k = 1 if not np.isfinite(xs[i]) else 2
-                value = _fields(path, lineno, text, delimiter)[usecols[k]].strip()
-                raise DBlinkError(f"{path}: line {lineno}, column {usecols[k] + 1} ('{labels[k]}'): "
-                                  f"{value!r} is not a finite coordinate")
-            if n + m > len(frame):
-                grow(n + m)
-            frame[n:n + m] = f
-            x[n:n + m] = xs
-            y[n:n + m] = ys
-            if unc is not None:
-                unc[n:n + m] = data[:, 3] * su
-            n += m
-            line += block.count(b"\n")
-
-        while True:
-            chunk = fh.read(BLOCK_BYTES)
-            if not chunk:
-                break
-            buf = leftover + chunk
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                leftover = buf
-                if len(leftover) > MAX_LINE_BYTES:  # never hold a line without end in memory
-                    raise DBlinkError(f"{path}: line {line} is longer than "
-                                      f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
-                continue
-            block, leftover = buf[:cut + 1], buf[cut + 1:]
-            parse(block)
-            tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1:].strip()
-            if tail and not tail.startswith(b"#"):
-                last_fields = len(_fields(path, line - 1, tail.decode("latin-1"), delimiter))
-            if len(leftover) > MAX_LINE_BYTES:
-                raise DBlinkError(f"{path}: line {line} is longer than "
-                                  f"{MAX_LINE_BYTES // 2**20} MiB; not a localization table row")
-        if leftover.strip():  # the last line has no newline: complete, or cut short?
-            _check_lines(path, leftover, line)
-            text = leftover.decode("latin-1").rstrip("\r")
-            fields = _fields(path, line, text, delimiter)
-            complete = len(fields) >= min(last_fields, len(cols)) and all(
-                i < len(fields) and _is_number(fields[i]) for i in usecols)
-            if complete:
-                parse(leftover + b"\n")
-            else:
-                shown = text if len(text) <= 40 else text[:37] + "..."
-                warn(f"{path}: line {line}: the last line {shown!r} is incomplete (the file looks "
-                     f"truncated); read the {n} complete rows before it")
-    if n == 0:
-        raise DBlinkError(f"{path}: the table has a header but no localizations")
-    if n < capacity:
-        frame, x, y = frame[:n].copy(), x[:n].copy(), y[:n].copy()
-        unc = unc[:n].copy() if unc is not None else None
-    units = {"x": unit_of(wanted["x"]) or "nm", "y": unit_of(wanted["y"]) or "nm"}
-    return Localizations(frame=frame, x=x, y=y, uncertainty=unc, source=path, units=units)
+    with _open_table(path) as fh:
+        header = _read_header(path, fh, spec)
+        columns = _choose_columns(path, header, spec, camera_pixel)
+        reader = _BlockReader(path, header, columns, _count_lines(path, fh, header))
+        truncated = reader.read(fh)
+    if truncated:
+        warn(truncated)
+    return reader.result()
 
 
 def _is_number(text: str) -> bool:

@@ -255,6 +255,133 @@ class _Shard(Dataset):
         return self.data[step * self.per_rank * self.world + self.rank * self.per_rank + j]
 
 
+LOG_COLUMNS = ("step", "elapsed_s", "lr", "loss", "mse", "val_loss", "val_f1", "val_fidelity",
+               "val_hallucination")
+
+
+def _start_run(cfg: dict | None, run: Path, resume: bool) -> tuple[dict, dict | None]:
+    """The run's config and, when resuming, its checkpoint; a folder that holds a run is refused
+    unless resuming."""
+    ckpt_path = run / "checkpoint.pt"
+    if resume:
+        if not ckpt_path.is_file():
+            raise DBlinkError(f"{ckpt_path}: nothing to resume")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        return json.loads(ckpt["config"]), ckpt
+    if ckpt_path.exists():
+        raise DBlinkError(f"{run}: already holds a run (use --resume, or another folder)")
+    return cfg, None
+
+
+def _place(ddp: _Distributed, device: str) -> torch.device:
+    """The device of this process (its own GPU under torchrun), the process group started."""
+    from .engine import pick_device
+
+    dev = pick_device(device)
+    if dev.type == "cuda" and ddp.world > 1:
+        dev = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(dev)
+    ddp.start(dev)
+    return dev
+
+
+def _loader(cfg: dict, ddp: _Distributed, step: int, dev: torch.device) -> DataLoader:
+    """This rank's batches of the training stream, from global step ``step`` to ``cfg["steps"]``."""
+    per_rank = cfg["batch"] // ddp.world
+    clips = SimulatedClips(cfg, TRAIN, step * cfg["batch"], (int(cfg["steps"]) - step) * cfg["batch"])
+    return DataLoader(_Shard(clips, ddp.rank, ddp.world, per_rank), batch_size=per_rank,
+                      shuffle=False, num_workers=int(cfg.get("num_workers", 0)),
+                      persistent_workers=bool(cfg.get("num_workers", 0)),
+                      pin_memory=dev.type == "cuda")
+
+
+class _Trainer:
+    """One training run's model, optimizer, scheduler and progress (step, best metrics and
+    weights, elapsed time): the optimizer step, validation with its log line, the checkpoint."""
+
+    def __init__(self, cfg: dict, run: Path, ddp: _Distributed, dev: torch.device,
+                 ckpt: dict | None) -> None:
+        self.cfg, self.run, self.ddp, self.dev = cfg, run, ddp, dev
+        torch.manual_seed(cfg["seed"])
+        net = build_model(cfg["arch"], **cfg.get("hparams", {}))
+        if cfg.get("init") and ckpt is None:
+            net.load_state_dict(adapt_state_dict(initial_weights(cfg["init"]), net))
+        self.net = net.to(dev)
+        self.opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.5, patience=3)
+        self.step, self.best, self.best_state, self.elapsed0 = 0, {"f1": -1.0}, None, 0.0
+        if ckpt is not None:
+            net.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            self.step, self.best, self.best_state = int(ckpt["step"]), dict(ckpt["best_metrics"]), ckpt["best"]
+            self.elapsed0 = float(ckpt["elapsed_s"])
+        self.model = net
+        if ddp.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        self.loss_cfg = dict(cfg["loss"])
+        self.val_clips = ([SimulatedClips(cfg, VALIDATION, 0, cfg["n_val"])[i] for i in range(cfg["n_val"])]
+                          if ddp.main else [])
+        self.amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
+        self.budget_s = float(cfg.get("max_minutes", 0)) * 60.0
+        self.t0 = time.perf_counter()
+        self.model.train()
+
+    def elapsed(self) -> float:
+        """Seconds of training, this session's and the resumed run's."""
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def train_step(self, x: torch.Tensor, g: torch.Tensor) -> tuple[float, float]:
+        """One optimizer step on a batch; returns its (loss, MSE)."""
+        x, g = x.to(self.dev, non_blocking=True), g.to(self.dev, non_blocking=True)
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.model(x, None, True)
+        loss, parts = loss_terms(logits, g, **self.loss_cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        self.opt.step()
+        self.step += 1
+        return float(loss.detach()), parts["mse"]
+
+    def out_of_time(self) -> bool:
+        """Past ``max_minutes`` (rank 0's clock decides for every rank)."""
+        late = self.budget_s > 0 and time.perf_counter() - self.t0 > self.budget_s
+        return self.ddp.broadcast([float(late)])[0] > 0
+
+    def validate(self, running: list) -> list | None:
+        """Validate (rank 0), step the scheduler on every rank, keep the best weights; returns the
+        log line (rank 0), from the training losses ``running`` since the last validation."""
+        m = validate(self.net, self.val_clips, self.dev, self.loss_cfg) if self.ddp.main else {"loss": 0.0}
+        self.sched.step(self.ddp.broadcast([m["loss"]])[0])
+        if not self.ddp.main:
+            return None
+        if m["f1"] > self.best["f1"]:
+            self.best = {k: float(v) for k, v in m.items()}
+            self.best["step"] = self.step
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+        tl = np.mean(running, axis=0) if running else (float("nan"), float("nan"))
+        return [self.step, round(self.elapsed(), 1), self.opt.param_groups[0]["lr"],
+                round(tl[0], 6), round(tl[1], 6), round(m["loss"], 6), round(m["f1"], 4),
+                round(m["fidelity"], 4), round(m["hallucination"], 5)]
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` (rank 0), atomically: last and best weights, optimizer, step."""
+        if not self.ddp.main:
+            return
+        net = self.net
+        state = {"model": net.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "step": self.step,
+                 "config": json.dumps(self.cfg),
+                 "best": self.best_state if self.best_state is not None else net.state_dict(),
+                 "best_metrics": self.best, "elapsed_s": self.elapsed()}
+        ckpt_path = self.run / "checkpoint.pt"
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(ckpt_path)
+
+
 def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "auto",
           progress: str = "bar") -> dict:
     """Train (or resume) a model; returns the best validation metrics.
@@ -263,121 +390,46 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
     global batch ``cfg["batch"]`` is split over the processes, gradients are averaged, and rank 0
     validates, logs and writes the checkpoint.
     """
-    from .engine import pick_device
-
     ddp = _Distributed()
     run = Path(run_dir)
-    ckpt_path = run / "checkpoint.pt"
-    if resume:
-        if not ckpt_path.is_file():
-            raise DBlinkError(f"{ckpt_path}: nothing to resume")
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        cfg = json.loads(ckpt["config"])
-    elif ckpt_path.exists():
-        raise DBlinkError(f"{run}: already holds a run (use --resume, or another folder)")
+    cfg, ckpt = _start_run(cfg, run, resume)
     if cfg["batch"] % ddp.world:
         raise DBlinkError(f"batch {cfg['batch']} is not divisible by {ddp.world} processes")
-    dev = pick_device(device)
-    if dev.type == "cuda" and ddp.world > 1:
-        dev = torch.device("cuda", ddp.local_rank)
-        torch.cuda.set_device(dev)
-    ddp.start(dev)
+    dev = _place(ddp, device)
     if not resume:
         cfg = dict(cfg, code_version=code_version())
     if ddp.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg, indent=2))
-    torch.manual_seed(cfg["seed"])
-    net = build_model(cfg["arch"], **cfg.get("hparams", {}))
-    if cfg.get("init") and not resume:
-        net.load_state_dict(adapt_state_dict(initial_weights(cfg["init"]), net))
-    net = net.to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.99, 0.999))
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
-    step, best, best_state = 0, {"f1": -1.0}, None
-    elapsed0 = 0.0
-    if resume:
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        step, best, best_state = int(ckpt["step"]), dict(ckpt["best_metrics"]), ckpt["best"]
-        elapsed0 = float(ckpt["elapsed_s"])
-    model = net
-    if ddp.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    loss_cfg = dict(cfg["loss"])
-    val_clips = ([SimulatedClips(cfg, VALIDATION, 0, cfg["n_val"])[i] for i in range(cfg["n_val"])]
-                 if ddp.main else [])
+    trainer = _Trainer(cfg, run, ddp, dev, ckpt)
+    del ckpt
     n_total = int(cfg["steps"])
-    per_rank = cfg["batch"] // ddp.world
-    data = _Shard(SimulatedClips(cfg, TRAIN, step * cfg["batch"], (n_total - step) * cfg["batch"]),
-                  ddp.rank, ddp.world, per_rank)
-    loader = DataLoader(data, batch_size=per_rank, shuffle=False,
-                        num_workers=int(cfg.get("num_workers", 0)),
-                        persistent_workers=bool(cfg.get("num_workers", 0)),
-                        pin_memory=dev.type == "cuda")
-    amp = bool(cfg.get("amp", True)) and dev.type == "cuda"
+    loader = _loader(cfg, ddp, trainer.step, dev)
     log_path = run / "log.csv"
     new_log = not log_path.exists()
-    t0 = time.perf_counter()
-    budget_s = float(cfg.get("max_minutes", 0)) * 60.0
-    model.train()
-
-    def save() -> None:
-        if not ddp.main:
-            return
-        state = {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "step": step, "config": json.dumps(cfg),
-                 "best": best_state if best_state is not None else net.state_dict(),
-                 "best_metrics": best, "elapsed_s": elapsed0 + time.perf_counter() - t0}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt_path)
-
     with contextlib.ExitStack() as stack:
         logf = stack.enter_context(open(log_path, "a", newline="")) if ddp.main else None
         bar = stack.enter_context(Progress(n_total, progress if ddp.main else "none", "train", "it"))
         log = csv.writer(logf) if logf else None
         if log and new_log:
-            log.writerow(["step", "elapsed_s", "lr", "loss", "mse", "val_loss", "val_f1",
-                          "val_fidelity", "val_hallucination"])
-        bar.update(step)
+            log.writerow(LOG_COLUMNS)
+        bar.update(trainer.step)
         running = []
         for x, g in loader:
-            x, g = x.to(dev, non_blocking=True), g.to(dev, non_blocking=True)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x, None, True)
-            loss, parts = loss_terms(logits, g, **loss_cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            step += 1
-            running.append((float(loss.detach()), parts["mse"]))
+            running.append(trainer.train_step(x, g))
             bar.update(1)
-            out_of_time = ddp.broadcast([float(budget_s > 0 and time.perf_counter() - t0 > budget_s)])[0] > 0
-            if step % cfg["val_every"] == 0 or step == n_total or out_of_time:
-                m = validate(net, val_clips, dev, loss_cfg) if ddp.main else {"loss": 0.0}
-                val_loss = ddp.broadcast([m["loss"]])[0]
-                sched.step(val_loss)
-                if ddp.main:
-                    if m["f1"] > best["f1"]:
-                        best = {k: float(v) for k, v in m.items()}
-                        best["step"] = step
-                        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-                    tl = np.mean(running, axis=0) if running else (float("nan"), float("nan"))
-                    log.writerow([step, round(elapsed0 + time.perf_counter() - t0, 1),
-                                  opt.param_groups[0]["lr"], round(tl[0], 6), round(tl[1], 6),
-                                  round(m["loss"], 6), round(m["f1"], 4), round(m["fidelity"], 4),
-                                  round(m["hallucination"], 5)])
+            out_of_time = trainer.out_of_time()
+            if trainer.step % cfg["val_every"] == 0 or trainer.step == n_total or out_of_time:
+                row = trainer.validate(running)
+                if log:
+                    log.writerow(row)
                     logf.flush()
                     plot_log(run)
                 running = []
-                save()
+                trainer.save()
             if out_of_time:
                 break
-    save()
+    trainer.save()
     if ddp.world > 1:
         torch.distributed.barrier()
-    return best
+    return trainer.best
