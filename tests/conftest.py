@@ -1,8 +1,6 @@
 import os
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,5 +1,4 @@
 """The network and the model file: paper configuration, TorchScript round trip without dblink."""
-import json
 import subprocess
 import sys
 

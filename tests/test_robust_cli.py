@@ -15,7 +15,7 @@ import pytest
 import dblink.files as F
 from dblink.cli import main
 from dblink.errors import DBlinkError
-from dblink.files import atomic_output, check_ij_jar, check_output_path, clean_stale_parts
+from dblink.files import atomic_output, check_ij_jar, check_output_path
 
 
 def parts(folder):

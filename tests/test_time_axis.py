@@ -1,7 +1,6 @@
 """Bounded memory along the time axis, and the command line's own promises (issue 13, classes 1, 5
 and 6): absurd frame numbers are refused up front, per-step bookkeeping is counted, numeric options
 are checked, signals clean up, every error is one line."""
-import os
 import resource
 import signal
 import subprocess
