@@ -7,7 +7,22 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "thunderstorm-real"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+def _threads_per_worker() -> int:
+    """Torch threads for one test process: the cores shared among pytest-xdist's workers (at
+    most 2). Two workers of two threads each on two cores oversubscribe them, and PyTorch's
+    spin-waiting threads then make small models crawl (test_train's 150 steps: 218 s instead of
+    10 s on a busy 2-core machine)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, cores // workers))
+
+
+# the same count for the dblink processes the tests start (CLI runs, Fiji's routes), whose
+# results some tests compare bit for bit with in-process runs (thread counts differ by 1 ULP)
+os.environ.setdefault("OMP_NUM_THREADS", str(_threads_per_worker()))
+THREADS = int(os.environ["OMP_NUM_THREADS"])
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture
