@@ -29,12 +29,15 @@ def main() -> None:
         out["title_before"] = str(imp.getTitle())
         both_routes(P, args["options"], out, register_runtime)
         out["title_after"] = str(imp.getTitle())
-    elif check == "error":
-        if args.get("register"):
-            register_runtime()
-        r = P.macro(args["options"])
-        out["return"] = str(r)
-        out["last_error"] = str(P.lastError())
+    elif check == "errors":
+        # failing runs, one JVM: each {"options": ..., "register": in-process route or not}
+        out["runs"] = []
+        for run in args["runs"]:
+            P.setRuntime(None)
+            if run.get("register"):
+                register_runtime()
+            r = P.macro(run["options"])
+            out["runs"].append({"return": str(r), "last_error": str(P.lastError())})
     elif check == "cancel":
         import threading
         if args.get("register"):

@@ -89,6 +89,12 @@ def session(check, raw=False, xvfb=False, **args):
     return (result, out.stdout) if raw else result
 
 
+def errors(*runs):
+    """Failing plugin runs (dicts of options and register) in one JVM: each one's return value
+    and lastError."""
+    return session("errors", runs=list(runs), headless=True)["runs"]
+
+
 def test_jar_layout(jar):
     assert "_" in jar.name
     names = zipfile.ZipFile(jar).namelist()
@@ -158,20 +164,24 @@ def test_save_logs_what_was_written_in_both_routes(data, tmp_path):
 def test_a_bad_model_fails_before_the_run(data):
     """The "model ready" check: a wrong model name fails in the preparation, in both routes."""
     d, table = data
-    for register in (True, False):
-        r = session("error", options=f"table=[{table}] model=filamints python=[{PY}]",
-                    register=register, headless=True)
+    runs = errors(*[dict(options=f"table=[{table}] model=filamints python=[{PY}]", register=register)
+                    for register in (True, False)])
+    for r in runs:
         assert "no model named 'filamints'" in r["last_error"], r
 
 
-def test_tta_reaches_both_runtimes(data):
+def test_tta_and_paths_with_quotes_reach_both_runtimes(data, tmp_path):
     """``tta=4`` goes through the in-process route (macro_options) and the command line
-    (--tta 4) alike, and changes the result."""
+    (--tta 4) alike; a table path with quotes, an apostrophe and brackets round-trips in both."""
     d, table = data
-    r = session("routes", options=f"table=[{table}] model=filaments tta=4", headless=True)
+    odd = tmp_path / "it's \"quoted\" [x]"
+    odd.mkdir()
+    shutil.copy(table, odd / "locs.csv")
+    r = session("routes", options=f"table=[{odd / 'locs.csv'}] model=filaments tta=4", headless=True)
     assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
     assert r["max_abs_diff"] == 0.0 and r["images"][0]["info_has_model"]
-    assert r["images"][0]["info_tta"] == 4
+    assert r["images"][0]["info_tta"] == 4 and r["images"][1]["info_tta"] == 4
+    assert r["images"][0]["source"] == r["images"][1]["source"] == str(odd / "locs.csv")
 
 
 def test_dblink_fiji_runs_the_batch_macro_in_process(data, tmp_path):
@@ -263,19 +273,20 @@ def test_dialog_keys_are_the_macro_keys():
 def test_errors_reach_the_user_as_one_line(data, tmp_path):
     d, table = data
     bad = write_csv(tmp_path / "bad.csv", '"frame","x [furlong]","y [furlong]"', [(1, 2, 3)])
+    other = shutil.which("python3", path="/usr/bin")
+    runs = errors(dict(options=f"table=[{bad}]", register=True),
+                  dict(options=f"table=[{table}] python=[/no/such/python]"),
+                  dict(options="table=[/no/such.csv]"),
+                  *([dict(options=f"table=[{table}] python=[{other}]")] if other else []))
     # a Python error through the in-process runtime
-    r = session("error", options=f"table=[{bad}]", register=True, headless=True)
+    r = runs[0]
     assert r["return"].startswith("error:") and "unknown unit" in r["last_error"]
     assert "\n" not in r["last_error"] and "Traceback" not in r["last_error"]
-    # the subprocess route: no such Python, and a Python without dblink
-    r = session("error", options=f"table=[{table}] python=[/no/such/python]", headless=True)
-    assert "cannot start Python" in r["last_error"]
-    other = shutil.which("python3", path="/usr/bin")
+    # the subprocess route: no such Python, no such table, and a Python without dblink
+    assert "cannot start Python" in runs[1]["last_error"]
+    assert "table not found" in runs[2]["last_error"]
     if other:
-        r = session("error", options=f"table=[{table}] python=[{other}]", headless=True)
-        assert "dblink is not installed" in r["last_error"] or "exited with code" in r["last_error"]
-    r = session("error", options="table=[/no/such.csv]", headless=True)
-    assert "table not found" in r["last_error"]
+        assert "dblink is not installed" in runs[3]["last_error"] or "exited with code" in runs[3]["last_error"]
 
 
 def test_numpy_to_imageplus_conversion_is_exact():
@@ -310,26 +321,17 @@ def _fake_python(tmp_path, name, body):
 def test_version_mismatch_and_a_dying_subprocess_are_reported(data, tmp_path):
     d, table = data
     future = _fake_python(tmp_path, "future-python", 'echo "dblink 9.1.0"\n')
-    r = session("error", options=f"table=[{table}] python=[{future}]", headless=True)
-    from dblink import __version__
-    assert f"plugin is {__version__} but Python's dblink is 9.1.0" in r["last_error"]
     dying = _fake_python(tmp_path, "dying-python",
                          f'case "$*" in *--version*|*dblink.imagej*) exec {PY} "$@";; esac\n'
                          'echo \'{"event": "progress", "step": 1, "total": 9, "eta_s": 3}\'\n'
                          'kill -9 $$\n')
     out = tmp_path / "dead.tif"
-    r = session("error", options=f"table=[{table}] python=[{dying}] save=[{out}]", headless=True)
-    assert "stopped unexpectedly (killed by signal 9" in r["last_error"]
+    runs = errors(dict(options=f"table=[{table}] python=[{future}]"),
+                  dict(options=f"table=[{table}] python=[{dying}] save=[{out}]"))
+    from dblink import __version__
+    assert f"plugin is {__version__} but Python's dblink is 9.1.0" in runs[0]["last_error"]
+    assert "stopped unexpectedly (killed by signal 9" in runs[1]["last_error"]
     assert not out.exists()
-
-
-def test_paths_with_quotes_round_trip(data, tmp_path):
-    d, table = data
-    odd = tmp_path / "it's \"quoted\" [x]"
-    odd.mkdir()
-    shutil.copy(table, odd / "locs.csv")
-    r = session("routes", options=f"table=[{odd / 'locs.csv'}] model=filaments", headless=True)
-    assert r["inprocess_error"] == "" and r["subprocess_error"] == "" and r["max_abs_diff"] == 0.0
 
 
 @pytest.mark.parametrize("empty", ["[]", ""])
