@@ -662,9 +662,11 @@ def _resolution_over_time(a: argparse.Namespace) -> int:
 
 
 def _cmd_resolution(a: argparse.Namespace) -> int:
+    """``dblink resolution``: FRC of a table, decorrelation of an image, or both over time."""
     from pathlib import Path
 
     from . import resolution as R
+    from .files import path_errors
 
     if a.over_time is not None:
         return _resolution_over_time(a)
@@ -676,32 +678,43 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
                           "--over-time TIF, not two")
     if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
-    from .files import path_errors
-
     src = Path(a.table or a.image)
     if not path_errors(lambda p: Path(p).is_file())(src):
         raise DBlinkError(f"{src}: no such file")
     prefix = Path(a.output) if a.output else src.with_suffix("")
     R.check_output_prefix(prefix, "_frc.png" if a.table is not None else "_decorrelation.png")
     if a.table is not None:
-        from .tables import read_localizations
-        from .render import Grid
+        return _resolution_frc(a, src, prefix)
+    return _resolution_image(a, src, prefix)
 
-        if a.frame is not None or a.channel != 1:
-            raise DBlinkError("--frame and --channel apply to --image only")
-        px = a.pixel_size if a.pixel_size is not None else R.FRC_PIXEL_NM
-        locs = read_localizations(src, camera_pixel=a.camera_pixel)
-        grid = Grid.parse_roi(a.roi, px) if a.roi else None
-        res = R.frc_localizations(locs, px, grid, a.block_frames, _parse_frames(a.frames))
-        if res.resolution_nm is None:  # no plot of a failed analysis is left behind
-            raise DBlinkError(f"{src}: no FRC resolution: {res.note}")
-        png = R.plot_frc(res, prefix.parent / f"{prefix.name}_frc.png")
-        print(f"wrote {png}", file=sys.stderr)
-        i = res.info
-        print(f"FRC resolution: {res.resolution_nm:.1f} nm (threshold 1/7; {px:g} nm pixels, "
-              f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
-              f"of {i['block_frames']} frames, frames {i['frames'][0]}-{i['frames'][1]})")
-        return 0
+
+def _resolution_frc(a: argparse.Namespace, src, prefix) -> int:
+    """``dblink resolution TABLE``: FRC between halves of the localizations, and its plot."""
+    from . import resolution as R
+    from .render import Grid
+    from .tables import read_localizations
+
+    if a.frame is not None or a.channel != 1:
+        raise DBlinkError("--frame and --channel apply to --image only")
+    px = a.pixel_size if a.pixel_size is not None else R.FRC_PIXEL_NM
+    locs = read_localizations(src, camera_pixel=a.camera_pixel)
+    grid = Grid.parse_roi(a.roi, px) if a.roi else None
+    res = R.frc_localizations(locs, px, grid, a.block_frames, _parse_frames(a.frames))
+    if res.resolution_nm is None:  # no plot of a failed analysis is left behind
+        raise DBlinkError(f"{src}: no FRC resolution: {res.note}")
+    png = R.plot_frc(res, prefix.parent / f"{prefix.name}_frc.png")
+    print(f"wrote {png}", file=sys.stderr)
+    i = res.info
+    print(f"FRC resolution: {res.resolution_nm:.1f} nm (threshold 1/7; {px:g} nm pixels, "
+          f"{i['localizations'][0]} + {i['localizations'][1]} localizations in alternating blocks "
+          f"of {i['block_frames']} frames, frames {i['frames'][0]}-{i['frames'][1]})")
+    return 0
+
+
+def _resolution_image(a: argparse.Namespace, src, prefix) -> int:
+    """``dblink resolution --image TIF``: decorrelation of one frame of a hyperstack, and its plot."""
+    from . import resolution as R
+
     for name in ("roi", "camera_pixel", "frames", "block_frames"):
         if getattr(a, name) is not None:
             raise DBlinkError(f"--{name.replace('_', '-')} applies to a localization table, not --image")
