@@ -103,6 +103,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     if not ckpt_path.is_file():
         raise DBlinkError(f"{ckpt_path}: no such checkpoint")
     check_output_path(out, overwrite=True, suffixes=(".pt",), what="model file")
+    ckpt, cfg = _read_checkpoint(ckpt_path)
+    net = _best_network(ckpt_path, ckpt, cfg)
+    meta = _checkpoint_meta(ckpt_path, ckpt, cfg, net, name or cfg.get("name", Path(out).stem))
+    modelmeta.validate(meta, f"{ckpt_path}: the checkpoint's config gives")
+    meta.update(extra or {})
+    return save_model(net, out, meta)
+
+
+def _read_checkpoint(ckpt_path: Path) -> tuple[dict, dict]:
+    """A training checkpoint (weights only) and its config, checked: a known architecture and
+    hyper-parameters, a ``sim`` with the pixel size and frames per step."""
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user error here
@@ -125,26 +136,38 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
         shown = repr(arch)[:40]
         raise DBlinkError(f"{ckpt_path}: unknown architecture {shown} in the checkpoint's config "
                           f"(this dblink knows {', '.join(modelmeta.ARCHES)})")
-    hparams = cfg.get("hparams") or {}
     try:
-        modelmeta.check_hparams(arch, hparams, "config.hparams")
+        modelmeta.check_hparams(arch, cfg.get("hparams") or {}, "config.hparams")
     except modelmeta._Bad as exc:
         raise DBlinkError(f"{ckpt_path}: {exc}") from None
     sim = cfg.get("sim")
     if not isinstance(sim, dict) or "pixel_size" not in sim or "frames_per_step" not in sim:
         raise DBlinkError(f"{where} (its config has no 'sim' with 'pixel_size' and 'frames_per_step')")
-    best = ckpt["best"]
+    return ckpt, cfg
+
+
+def _best_network(ckpt_path: Path, ckpt: dict, cfg: dict) -> torch.nn.Module:
+    """The config's network with the checkpoint's best weights."""
+    best, arch = ckpt["best"], cfg["arch"]
     if not isinstance(best, dict) or not best or not all(isinstance(v, torch.Tensor) for v in best.values()):
         raise DBlinkError(f"{ckpt_path}: the checkpoint has no best weights (its 'best' entry is "
                           f"{'empty' if best == {} else type(best).__name__}); train longer, or "
                           f"export a checkpoint written after a validation")
-    net = build_model(arch, **hparams)
+    net = build_model(arch, **(cfg.get("hparams") or {}))
     try:
         net.load_state_dict(best)
     except RuntimeError as exc:
         raise DBlinkError(f"{ckpt_path}: the best weights do not fit the {arch} architecture of its "
                           f"config ({_first_line(exc, 160)})") from None
+    return net
+
+
+def _checkpoint_meta(ckpt_path: Path, ckpt: dict, cfg: dict, net: torch.nn.Module, name: str) -> dict:
+    """The model file's metadata from a training checkpoint: architecture, grid, training run
+    (config, steps, wall time) and its best validation scores."""
     from .model import model_hparams
+
+    where = f"{ckpt_path}: not a dblink training checkpoint"
 
     def num(key: str, default: float = 0.0) -> float:
         v = ckpt.get(key, default)
@@ -156,11 +179,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     metrics = ckpt.get("best_metrics") or {}
     if not isinstance(metrics, dict):
         raise DBlinkError(f"{where} (its 'best_metrics' is not a dict)")
+    sim, arch = cfg["sim"], cfg["arch"]
     rng = cfg.get("ranges", {}).get("density") if isinstance(cfg.get("ranges"), dict) else None
-    meta = {
-        "name": name or cfg.get("name", Path(out).stem),
+    return {
+        "name": name,
         "arch": arch,
-        "hparams": model_hparams(arch, **hparams),
+        "hparams": model_hparams(arch, **(cfg.get("hparams") or {})),
         "sample": sim.get("sample", "filaments"),
         "pixel_size_nm": sim["pixel_size"],
         "frames_per_step": sim["frames_per_step"],
@@ -171,9 +195,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
                      "wall_time_s": round(num("elapsed_s"), 1)},
         "validation": metrics,
     }
-    modelmeta.validate(meta, f"{ckpt_path}: the checkpoint's config gives")
-    meta.update(extra or {})
-    return save_model(net, out, meta)
 
 
 @path_errors
