@@ -506,14 +506,13 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _args_suggest(p: argparse.ArgumentParser) -> None:
+    from . import options
+
     p.add_argument("table", help="a localization table (ThunderSTORM, Picasso, DECODE, SMAP, .smlm "
                                  "or any CSV with --columns)")
     p.add_argument("--model", metavar="NAME|FILE",
                    help="keep this model (default: chosen from the structure's shape)")
-    p.add_argument("--camera-pixel", type=float, metavar="NM", help="camera pixel size in nm "
-                   "(tables in px)")
-    p.add_argument("--columns", metavar="SPEC", help="frame=F,x=X,y=Y[,uncertainty=U][,unit=nm|um|px]"
-                   "[,base=0|1] for a CSV of any other tool")
+    options.add_arguments(p, only=("camera_pixel", "columns"))  # as for reconstruct
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where the network will run (the stride depends on it)")
     p.add_argument("--json", action="store_true", help="the measures and the suggestion as JSON")
@@ -521,12 +520,12 @@ def _args_suggest(p: argparse.ArgumentParser) -> None:
 
 def _cmd_suggest(a: argparse.Namespace) -> int:
     from .formats import read_table
+    from .options import from_args
     from .suggest import suggest
 
-    if a.camera_pixel is not None and not (a.camera_pixel > 0 and a.camera_pixel < float("inf")):
-        raise DBlinkError(f"--camera-pixel must be a positive number of nm, got {a.camera_pixel:g}")
+    opts = from_args(a, skip=("model", "device"))  # suggest's own --model and --device
     notes: list[str] = []
-    locs = read_table(a.table, a.camera_pixel, warn=notes.append, columns=a.columns)
+    locs = read_table(a.table, opts.camera_pixel, warn=notes.append, columns=opts.columns)
     sug = suggest(locs, model=a.model, device=a.device)
     if a.json:
         print(json.dumps({"options": sug.options, "reasons": sug.reasons,
