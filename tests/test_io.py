@@ -81,16 +81,6 @@ def test_round_trip(tmp_path):
     np.testing.assert_allclose(back.uncertainty, locs.uncertainty, atol=1e-3)
 
 
-def test_large_table_is_vectorised(tmp_path):
-    n = 300_000
-    rng = np.random.default_rng(1)
-    locs = Localizations(frame=rng.integers(1, 5000, n), x=rng.uniform(0, 4e4, n),
-                         y=rng.uniform(0, 4e4, n))
-    write_localizations(tmp_path / "big.csv", locs)
-    back = read_localizations(tmp_path / "big.csv")
-    assert len(back) == n
-
-
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/thunderstorm-real not present")
 @pytest.mark.parametrize("name,n,last", [("ecoli_lacy_fov01.csv", 29995, 1851),
                                          ("ecoli_lacy_fov02.csv", 28757, 1801)])

@@ -190,16 +190,14 @@ def test_one_million_rows_in_about_a_second(tmp_path):
     assert dt < 5.0, f"1e6 rows took {dt:.2f} s"  # ~1 s on 2 shared cores; generous for CI noise
 
 
-def test_cli_prints_the_truncation_warning(tmp_path, tiny_model_file):
-    import subprocess
-    import sys
+def test_cli_prints_the_truncation_warning(tmp_path, tiny_model_file, capsys):
+    from dblink.cli import main
+
     rows = [(f, 100.0 + 7 * f, 200.0 + 3 * f) for f in range(1, 40)]
     p = write_bytes(tmp_path, (table('"frame","x [nm]","y [nm]"', rows) + "40,380.").encode())
-    out = subprocess.run([sys.executable, "-m", "dblink.cli", "reconstruct", str(p), "-o",
-                          str(tmp_path / "o.tif"), "--model", str(tiny_model_file), "--progress",
-                          "none"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    warn = [ln for ln in out.stderr.splitlines() if "truncated" in ln]
+    assert main(["reconstruct", str(p), "-o", str(tmp_path / "o.tif"), "--model",
+                 str(tiny_model_file), "--progress", "none"]) == 0
+    warn = [ln for ln in capsys.readouterr().err.splitlines() if "truncated" in ln]
     assert len(warn) == 1 and warn[0].startswith("dblink: warning:") and "line 41" in warn[0]
     assert "39 complete rows" in warn[0] and (tmp_path / "o.tif").exists()
 
