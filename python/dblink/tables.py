@@ -286,7 +286,8 @@ class _Header:
 @dataclass(frozen=True)
 class _Columns:
     """The columns read from a table and how: their indices (frame, x, y[, uncertainty]), labels
-    (for messages), nm per unit of x, y and the uncertainty, the units as read, the frame base."""
+    (for messages), nm per unit of x, y and the uncertainty, the units as read, the frame base and
+    the format's name (for messages)."""
 
     usecols: list
     labels: list
