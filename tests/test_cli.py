@@ -95,30 +95,31 @@ def test_evaluate_prints_model_and_baseline(tmp_path, tiny_model_file):
     assert 0 <= js["summary"]["baseline"]["f1"] <= 1
 
 
-def test_reconstruct_timings_and_precision(tmp_path, tiny_model_file):
+def test_reconstruct_timings_and_precision(tmp_path, tiny_model_file, capsys):
     assert main(["simulate", "filaments", "-o", str(tmp_path / "sim"), "--size", "16",
                  "--steps", "6", "--seed", "4"]) == 0
+    table, model = str(tmp_path / "sim" / "locs.csv"), str(tiny_model_file)
     out = tmp_path / "out.tif"
-    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", out, "--model", tiny_model_file,
-              "--timings", "--precision", "bf16", "--progress", "none")
-    assert res.returncode == 0, res.stderr
-    line = [s for s in res.stderr.splitlines() if s.startswith("timings:")]
+    capsys.readouterr()
+    assert main(["reconstruct", table, "-o", str(out), "--model", model, "--timings", "--precision",
+                 "bf16", "--progress", "none"]) == 0
+    line = [s for s in capsys.readouterr().err.splitlines() if s.startswith("timings:")]
     assert len(line) == 1
     for stage in ("read", "render", "network", "write", "other", "total"):
         assert stage in line[0]
     _, meta = read_hyperstack(out)
     assert meta["dblink"]["precision"] == "bf16"
-    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "b.tif", "--model",
-              tiny_model_file, "--precision", "fp64")
-    assert res.returncode == 2 and "--precision" in res.stderr
-    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "t.tif", "--model",
-              tiny_model_file, "--tta", "4", "--no-confidence", "--progress", "none")
-    assert res.returncode == 0, res.stderr
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(["reconstruct", table, "-o", str(tmp_path / "b.tif"), "--model", model, "--precision", "fp64"])
+    assert exc.value.code == 2 and "--precision" in capsys.readouterr().err
+    assert main(["reconstruct", table, "-o", str(tmp_path / "t.tif"), "--model", model, "--tta", "4",
+                 "--no-confidence", "--progress", "none"]) == 0
     _, meta = read_hyperstack(tmp_path / "t.tif")
     assert meta["dblink"]["tta"] == 4
-    res = run("reconstruct", tmp_path / "sim" / "locs.csv", "-o", tmp_path / "c.tif", "--model",
-              tiny_model_file, "--tta", "3")
-    assert res.returncode == 2 and "--tta" in res.stderr and not (tmp_path / "c.tif").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["reconstruct", table, "-o", str(tmp_path / "c.tif"), "--model", model, "--tta", "3"])
+    assert exc.value.code == 2 and "--tta" in capsys.readouterr().err
+    assert not (tmp_path / "c.tif").exists()
 
 
 def test_evaluate_vary_builds_a_robustness_table(tmp_path, tiny_model_file, monkeypatch, capsys):
