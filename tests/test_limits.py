@@ -5,8 +5,7 @@ import pytest
 from conftest import write_csv
 from dblink.errors import DBlinkError
 from dblink.tables import Localizations
-from dblink.memory import (default_max_memory, format_bytes, job_bytes, parse_memory, steps_overhead,
-                           stream_bytes, video_bytes)
+from dblink.memory import default_max_memory, format_bytes, job_bytes, parse_memory, video_bytes
 from dblink.pipeline import reconstruct_table
 from dblink.render import Grid, render
 
@@ -46,9 +45,9 @@ def test_video_over_max_memory_is_refused_before_allocation(tiny_model_file, no_
     locs = locs_of((1, 0.0, 0.0), (10_000, 9_999.0, 9_999.0))
     g = Grid(0.0, 0.0, 10_000.0, 10_000.0, 40.0)
     assert video_bytes(1000, g) == 250_000_000
-    # in memory: the whole result (2 channels) + one time chunk of the engine + per-step bookkeeping
+    # in memory: the whole result (2 channels, 477 MiB) + one time chunk of the engine + per-step
+    # bookkeeping (test_memory_model checks such estimates against measured peaks)
     need = job_bytes(1000, 250, 250, 3, 1, 1, True, held_steps=1000)
-    assert need == 2 * 250_000_000 + stream_bytes(250, 250, 3, 1, 1, True) + steps_overhead(1000, 2)
     assert format_bytes(need) == "484.5 MiB"
     # ... plus the network's working memory (one call on the whole field, or a tile)
     with pytest.raises(DBlinkError, match=r"would need about (4[89]\d|[56]\d\d)\.\d MiB \(1000 steps "
