@@ -643,23 +643,9 @@ class MapStack:
              warn: Callable[[str], None] | None = None) -> "MapStack":
         """Open a TIFF map stack (memory-mapped when uncompressed) and check it: 3-D after
         dropping axes of length 1, at least 2 frames, finite values ≥ 0, a pixel size."""
-        import tifffile
-
         warn = warn or _warn_default
         path = Path(path)
-        try:
-            tif = tifffile.TiffFile(path)
-        except Exception as exc:  # noqa: BLE001 - tifffile raises many types for a bad file
-            raise DBlinkError(f"{path}: not a readable TIFF ({str(exc).splitlines()[0][:120]})") from None
-        with tif:
-            try:
-                series = tif.series[0]
-                shape = tuple(int(s) for s in series.shape)
-                unit_px = _tiff_pixel_size(tif)
-                ij = tif.imagej_metadata or {}
-                origin_px = (float(ij.get("xorigin", 0.0)), float(ij.get("yorigin", 0.0)))
-            except Exception as exc:  # noqa: BLE001
-                raise DBlinkError(f"{path}: cannot read the TIFF's layout ({str(exc)[:120]})") from None
+        shape, unit_px, origin_px = _tiff_layout(path)
         dims = [s for s in shape if s != 1]
         if len(dims) == 2:
             raise DBlinkError(f"{path}: a single 2-D image ({dims[1]} x {dims[0]} px); a map stack "
@@ -677,31 +663,8 @@ class MapStack:
         else:
             raise DBlinkError(f"{path}: the TIFF has no pixel size in nm or µm (uncalibrated); "
                               f"give the maps' pixel size with --pixel-size NM")
-        try:
-            arr = tifffile.memmap(path, mode="r")
-        except Exception:  # noqa: BLE001 - compressed or tiled: read it whole
-            try:
-                arr = tifffile.imread(path)
-            except Exception as exc:  # noqa: BLE001
-                raise DBlinkError(f"{path}: cannot read the TIFF's pixels ({str(exc)[:120]})") from None
-        arr = np.asarray(arr).reshape(T, H, W) if arr.size == T * H * W else None
-        if arr is None:
-            raise DBlinkError(f"{path}: the TIFF's pixels do not match its shape")
-        if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)):
-            raise DBlinkError(f"{path}: the TIFF holds {arr.dtype} pixels, not numbers")
-        total = 0.0
-        for a in range(0, T, 256):  # check in chunks: a memory map is not read whole
-            block = np.asarray(arr[a:a + 256], dtype=np.float64)
-            if not np.isfinite(block).all():
-                t = a + int(np.flatnonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(1))[0])
-                raise DBlinkError(f"{path}: frame {t + 1} holds NaN or infinite values")
-            if (block < 0).any():
-                t = a + int(np.flatnonzero((block < 0).reshape(block.shape[0], -1).any(1))[0])
-                raise DBlinkError(f"{path}: frame {t + 1} holds negative values; localization maps "
-                                  f"are counts or probabilities (>= 0)")
-            total += float(block.sum())
-        if total <= 0:
-            raise DBlinkError(f"{path}: every map is zero: no localizations")
+        arr = _tiff_pixels(path, T, H, W)
+        total = _checked_total(path, arr)
         warn(f"{path}: map stack of {T} frames of {W} x {H} px at {px:g} nm ({how}); one map per "
              f"raw frame, summed into steps without rendering")
         # ImageJ's origin (pixels): the camera coordinate of pixel (0, 0)'s corner is -origin x px
@@ -709,6 +672,63 @@ class MapStack:
         return cls(source=str(path), pixel_size=px, n_frames=T, height=H, width=W,
                    origin=(origin[0] + 0.0, origin[1] + 0.0), total=total, calibration=how,
                    _array=arr)
+
+
+def _tiff_layout(path: Path) -> tuple[tuple, float | None, tuple[float, float]]:
+    """A TIFF's first series: its shape, pixel size in nm (None: uncalibrated) and ImageJ origin
+    (pixels)."""
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many types for a bad file
+        raise DBlinkError(f"{path}: not a readable TIFF ({str(exc).splitlines()[0][:120]})") from None
+    with tif:
+        try:
+            shape = tuple(int(s) for s in tif.series[0].shape)
+            ij = tif.imagej_metadata or {}
+            return (shape, _tiff_pixel_size(tif),
+                    (float(ij.get("xorigin", 0.0)), float(ij.get("yorigin", 0.0))))
+        except Exception as exc:  # noqa: BLE001
+            raise DBlinkError(f"{path}: cannot read the TIFF's layout ({str(exc)[:120]})") from None
+
+
+def _tiff_pixels(path: Path, T: int, H: int, W: int) -> np.ndarray:
+    """The stack as a T x H x W array of numbers: memory-mapped when uncompressed, else read."""
+    import tifffile
+
+    try:
+        arr = tifffile.memmap(path, mode="r")
+    except Exception:  # noqa: BLE001 - compressed or tiled: read it whole
+        try:
+            arr = tifffile.imread(path)
+        except Exception as exc:  # noqa: BLE001
+            raise DBlinkError(f"{path}: cannot read the TIFF's pixels ({str(exc)[:120]})") from None
+    arr = np.asarray(arr).reshape(T, H, W) if arr.size == T * H * W else None
+    if arr is None:
+        raise DBlinkError(f"{path}: the TIFF's pixels do not match its shape")
+    if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)):
+        raise DBlinkError(f"{path}: the TIFF holds {arr.dtype} pixels, not numbers")
+    return arr
+
+
+def _checked_total(path: Path, arr: np.ndarray) -> float:
+    """The sum of all maps, each frame checked finite and >= 0 (in chunks: a memory map is not
+    read whole); an all-zero stack is refused."""
+    total = 0.0
+    for a in range(0, arr.shape[0], 256):
+        block = np.asarray(arr[a:a + 256], dtype=np.float64)
+        if not np.isfinite(block).all():
+            t = a + int(np.flatnonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(1))[0])
+            raise DBlinkError(f"{path}: frame {t + 1} holds NaN or infinite values")
+        if (block < 0).any():
+            t = a + int(np.flatnonzero((block < 0).reshape(block.shape[0], -1).any(1))[0])
+            raise DBlinkError(f"{path}: frame {t + 1} holds negative values; localization maps "
+                              f"are counts or probabilities (>= 0)")
+        total += float(block.sum())
+    if total <= 0:
+        raise DBlinkError(f"{path}: every map is zero: no localizations")
+    return total
 
 
 def _tiff_pixel_size(tif) -> float | None:
