@@ -131,9 +131,12 @@ def test_headless_without_menus_or_dialog(plugins_dir, data, tmp_path, jar):
     assert "no options given" in session("no_options", headless=True)["last_error"]
 
 
-def test_both_runtimes_give_the_same_hyperstack(data):
+def test_both_runtimes_give_the_same_hyperstack_and_log_the_save(data, tmp_path):
+    """The in-process and the subprocess route give the same calibrated hyperstack; save without
+    show is not silent: each route logs the path, T x H x W and the time."""
     d, table = data
-    r = session("routes", options=f"table=[{table}] model=filaments", headless=True)
+    out = tmp_path / "logged.tif"
+    r, stdout = session("routes", raw=True, options=f"table=[{table}] save=[{out}]", headless=True)
     assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
     a, b = r["images"]
     assert a == b  # title, C/Z/T, calibration, composite, metadata
@@ -143,15 +146,6 @@ def test_both_runtimes_give_the_same_hyperstack(data):
     assert a["title"] == "DBlink of locs.csv" and a["info_has_model"]
     assert r["max_abs_diff"] == 0.0
     assert a["source"] == str(table)  # provenance: the table the localizations came from
-
-
-def test_save_logs_what_was_written_in_both_routes(data, tmp_path):
-    """save without show is not silent: each route logs the path, T x H x W and the time."""
-    d, table = data
-    out = tmp_path / "logged.tif"
-    r, stdout = session("routes", raw=True, options=f"table=[{table}] save=[{out}]", headless=True)
-    assert r["inprocess_error"] == "" and r["subprocess_error"] == ""
-    T, C, H, W = tifffile.imread(d / "cli.tif").shape
     lines = [x for x in stdout.splitlines() if x.startswith(f"DBlink: wrote {out} ")]
     assert len(lines) == 2, stdout
     for line in lines:
