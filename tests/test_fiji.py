@@ -289,13 +289,19 @@ def test_numpy_to_imageplus_conversion_is_exact():
     print(f"1000 x 256 x 256 float32 -> ImagePlus: {r['seconds']:.2f} s")
 
 
-@pytest.mark.parametrize("register", [False, True], ids=["subprocess", "in-process"])
-def test_escape_cancels_cleanly(tmp_path, register):
+@pytest.fixture(scope="module")
+def long_table(tmp_path_factory):
+    """A movie that takes more than a minute to reconstruct exactly (stride 1)."""
     from dblink.cli import main
-    assert main(["simulate", "filaments", "-o", str(tmp_path / "long"), "--size", "64",
-                 "--steps", "400"]) == 0
+    d = tmp_path_factory.mktemp("long")
+    assert main(["simulate", "filaments", "-o", str(d), "--size", "64", "--steps", "400"]) == 0
+    return d / "locs.csv"
+
+
+@pytest.mark.parametrize("register", [False, True], ids=["subprocess", "in-process"])
+def test_escape_cancels_cleanly(tmp_path, long_table, register):
     out = tmp_path / "never.tif"
-    r = session("cancel", options=f"table=[{tmp_path / 'long' / 'locs.csv'}] save=[{out}] stride=1",
+    r = session("cancel", options=f"table=[{long_table}] save=[{out}] stride=1",
                 register=register, after_s=10.0, headless=True)
     assert r["last_error"] == "cancelled" and not r["image"]
     assert r["seconds"] < 40  # it stopped, it did not run to the end (~80 s)
