@@ -737,39 +737,61 @@ def _resolution_image(a: argparse.Namespace, src, prefix) -> int:
 
 #: the subcommands: name → (arguments, handler, add_parser keywords)
 COMMANDS = {
-    "train": (_args_train, _cmd_train, dict(help="train a model on simulated movies", description="Train a DBlink network on movies simulated on the fly.")),
-    "reconstruct": (_args_reconstruct, _cmd_reconstruct, dict(help="reconstruct a super-resolved video from a localization table", description="Render a ThunderSTORM table into localization maps and reconstruct "
-                       "a super-resolved video (ImageJ hyperstack: reconstruction + confidence).")),
-    "batch": (_args_batch, _cmd_batch, dict(help="reconstruct many tables (files, folders, globs) on Dask, resumable", description="One hyperstack per input table, with the options of "
-                  "reconstruct, on an embedded Dask cluster, an existing one (--scheduler) or in this "
-                  "process (--workers 0). Existing outputs are skipped, so a stopped run resumes; a "
-                  "failing input is reported in the summary CSV and does not stop the others.")),
-    "simulate": (_args_simulate, _cmd_simulate, dict(help="simulate a movie: ThunderSTORM-style CSV + ground truth", description="Simulate blinking localizations on moving structures.")),
-    "export": (_args_export, _cmd_export, dict(help="export a training checkpoint as a TorchScript model file, "
-                       "or a model as a bioimage.io package", description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with "
-                       "metadata. dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io "
-                       "model package (RDF 0.5; needs the 'bioimageio' extra).")),
-    "import-weights": (_args_import_weights, _cmd_import_weights, dict(help="convert original DBlink weights into a model file", description="Convert a state dict saved by the original DBlink code "
-                        "(forward_net/reverse_net/conv_net keys) into an arch=paper model file.")),
-    "evaluate": (_args_evaluate, _cmd_evaluate, dict(help="quality against simulated ground truth, beside the baseline")),
-    "demo": (_args_demo, _cmd_demo, dict(help="simulate, reconstruct and show (the README's main job)")),
-    "fiji": (_args_fiji, _cmd_fiji, dict(help="start Fiji or ImageJ with dblink running in-process", description="Start Fiji (PyImageJ) or plain ImageJ 1.x (JPype) with the DBlink "
-                       "plugin and this Python registered as its runtime; show the UI or run a macro.")),
-    "bench": (_args_bench, _cmd_bench, dict(help="speed: the original DBlink loop vs the engine's modes", description="Time the reference loop (the original algorithm) and the engine "
-                       "on the same synthetic data and random weights; print s per output frame, "
-                       "speed-ups, peak memory and exact mode's difference to the reference.")),
-    "preview": (_args_preview, _cmd_preview, dict(help="time-colour-coded projection (PNG) and GIF of a hyperstack")),
-    "resolution": (_args_resolution, _cmd_resolution, dict(help="FRC resolution of localizations, or decorrelation "
-                        "resolution of a reconstructed frame", description="FRC (Fourier ring correlation, threshold 1/7) between two halves "
-                        "of a localization table split into alternating blocks of raw frames, or "
-                        "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
-                        "Prints the resolution in nm and writes a PNG plot.")),
-    "models": (_args_models, _cmd_models, dict(help="list the bundled models")),
-    "suggest": (_args_suggest, _cmd_suggest, dict(help="measure a table (density, precision, motion, "
-                                                  "shape) and propose frames per step, window, stride "
-                                                  "and model", description="Measure a localization "
-                                                  "table and propose reconstruction settings, with "
-                                                  "the reasons; dblink reconstruct --auto uses them.")),
+    "train": (_args_train, _cmd_train, dict(
+        help="train a model on simulated movies",
+        description="Train a DBlink network on movies simulated on the fly.")),
+    "reconstruct": (_args_reconstruct, _cmd_reconstruct, dict(
+        help="reconstruct a super-resolved video from a localization table",
+        description="Render a ThunderSTORM table into localization maps and reconstruct a "
+                    "super-resolved video (ImageJ hyperstack: reconstruction + confidence).")),
+    "batch": (_args_batch, _cmd_batch, dict(
+        help="reconstruct many tables (files, folders, globs) on Dask, resumable",
+        description="One hyperstack per input table, with the options of reconstruct, on an "
+                    "embedded Dask cluster, an existing one (--scheduler) or in this process "
+                    "(--workers 0). Existing outputs are skipped, so a stopped run resumes; a "
+                    "failing input is reported in the summary CSV and does not stop the others.")),
+    "simulate": (_args_simulate, _cmd_simulate, dict(
+        help="simulate a movie: ThunderSTORM-style CSV + ground truth",
+        description="Simulate blinking localizations on moving structures.")),
+    "export": (_args_export, _cmd_export, dict(
+        help="export a training checkpoint as a TorchScript model file, or a model as a "
+             "bioimage.io package",
+        description="dblink export CHECKPOINT -o MODEL.pt: TorchScript model file with metadata. "
+                    "dblink export --bioimageio OUT.zip [--model NAME|PATH]: bioimage.io model "
+                    "package (RDF 0.5; needs the 'bioimageio' extra).")),
+    "import-weights": (_args_import_weights, _cmd_import_weights, dict(
+        help="convert original DBlink weights into a model file",
+        description="Convert a state dict saved by the original DBlink code "
+                    "(forward_net/reverse_net/conv_net keys) into an arch=paper model file.")),
+    "evaluate": (_args_evaluate, _cmd_evaluate, dict(
+        help="quality against simulated ground truth, beside the baseline")),
+    "demo": (_args_demo, _cmd_demo, dict(
+        help="simulate, reconstruct and show (the README's main job)")),
+    "fiji": (_args_fiji, _cmd_fiji, dict(
+        help="start Fiji or ImageJ with dblink running in-process",
+        description="Start Fiji (PyImageJ) or plain ImageJ 1.x (JPype) with the DBlink plugin and "
+                    "this Python registered as its runtime; show the UI or run a macro.")),
+    "bench": (_args_bench, _cmd_bench, dict(
+        help="speed: the original DBlink loop vs the engine's modes",
+        description="Time the reference loop (the original algorithm) and the engine on the same "
+                    "synthetic data and random weights; print s per output frame, speed-ups, peak "
+                    "memory and exact mode's difference to the reference.")),
+    "preview": (_args_preview, _cmd_preview, dict(
+        help="time-colour-coded projection (PNG) and GIF of a hyperstack")),
+    "resolution": (_args_resolution, _cmd_resolution, dict(
+        help="FRC resolution of localizations, or decorrelation resolution of a reconstructed "
+             "frame",
+        description="FRC (Fourier ring correlation, threshold 1/7) between two halves of a "
+                    "localization table split into alternating blocks of raw frames, or "
+                    "decorrelation analysis (Descloux et al. 2019) of one frame of a hyperstack. "
+                    "Prints the resolution in nm and writes a PNG plot.")),
+    "models": (_args_models, _cmd_models, dict(
+        help="list the bundled models")),
+    "suggest": (_args_suggest, _cmd_suggest, dict(
+        help="measure a table (density, precision, motion, shape) and propose frames per step, "
+             "window, stride and model",
+        description="Measure a localization table and propose reconstruction settings, with the "
+                    "reasons; dblink reconstruct --auto uses them.")),
 }
 
 
