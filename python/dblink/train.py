@@ -350,7 +350,7 @@ class _Trainer:
         late = self.budget_s > 0 and time.perf_counter() - self.t0 > self.budget_s
         return self.ddp.broadcast([float(late)])[0] > 0
 
-    def validate(self, running: list) -> list | None:
+    def validation(self, running: list) -> list | None:
         """Validate (rank 0), step the scheduler on every rank, keep the best weights; returns the
         log line (rank 0), from the training losses ``running`` since the last validation."""
         m = validate(self.net, self.val_clips, self.dev, self.loss_cfg) if self.ddp.main else {"loss": 0.0}
@@ -420,7 +420,7 @@ def train(cfg: dict, run_dir: str | Path, resume: bool = False, device: str = "a
             bar.update(1)
             out_of_time = trainer.out_of_time()
             if trainer.step % cfg["val_every"] == 0 or trainer.step == n_total or out_of_time:
-                row = trainer.validate(running)
+                row = trainer.validation(running)
                 if log:
                     log.writerow(row)
                     logf.flush()
