@@ -112,6 +112,38 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
 
 
+@dataclass(frozen=True)
+class Crop:
+    """How :meth:`_Runner.cropped` cuts windows down to the part of the field near their
+    localizations: ``halo`` px of context (as tiles), box edges on multiples of ``align`` px from
+    both field edges (CompactNet's half-resolution grid), and only where the network's work falls
+    below ``gain`` of the whole field's."""
+
+    halo: int
+    align: int = 1
+    gain: float = 0.7
+
+    def box(self, x: torch.Tensor) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
+        """((Y0, Y1, X0, X1) to run, (y0, y1, x0, x1) to keep) for windows ``x`` (B, T, H, W) with
+        localizations, or None where they fill the field."""
+        H, W = x.shape[2], x.shape[3]
+        m = x.amax(dim=(0, 1)) > 0
+        rows = torch.nonzero(m.any(1)).flatten()
+        cols = torch.nonzero(m.any(0)).flatten()
+        if not len(rows):
+            return None
+        keep, run = [], []
+        for lo, hi, n in ((int(rows[0]), int(rows[-1]) + 1, H), (int(cols[0]), int(cols[-1]) + 1, W)):
+            k0, k1 = max(0, lo - self.halo), min(n, hi + self.halo)
+            r0 = max(0, k0 - self.halo) // self.align * self.align
+            r1 = n - max(0, n - k1 - self.halo) // self.align * self.align
+            keep += [k0, k1]
+            run += [r0, r1]
+        if (run[1] - run[0]) * (run[3] - run[2]) >= H * W:
+            return None
+        return (run[0], run[1], run[2], run[3]), (keep[0], keep[1], keep[2], keep[3])
+
+
 class _Runner:
     """Runs the network on a batch of windows; on CUDA out-of-memory it halves the batch (for this
     and all later calls) instead of failing, down to one window."""
@@ -123,7 +155,11 @@ class _Runner:
         self.split_on_oom = dev.type == "cuda"
         self.seconds = 0.0  # in the network, transfers included
         self.skipped = 0  # windows without localizations, not run (see sparse)
+        self.windows = 0  # windows asked for
+        self.field_px = 0  # their pixels, and the pixels the network ran on (empty answers too)
+        self.run_px = 0
         self._empty: dict = {}  # the network's answer to an empty window, per shape
+        self._seen: dict = {}  # calls per shape that could be cropped
 
     def __call__(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
         tn = time.perf_counter()
@@ -132,23 +168,58 @@ class _Runner:
         finally:
             self.seconds += time.perf_counter() - tn
 
-    def sparse(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
+    def sparse(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop | None = None) -> np.ndarray:
         """As calling the runner, but windows without a single localization are not run: they get
         the network's answer to an empty window of their shape, computed once and reused (the
         same numbers, up to float rounding between batch sizes). Sparse fields and quiet stretches
-        of a movie cost nothing."""
+        of a movie cost nothing. With ``crop``, the windows that hold localizations run on the part
+        of the field near them only (see :meth:`cropped`)."""
         occupied = x.flatten(1).any(1).cpu().numpy()
+        self.windows += len(occupied)
+        self.field_px += len(occupied) * x.shape[2] * x.shape[3]
         if occupied.all():
-            return self(x, pos)
+            return self.cropped(x, pos, crop)
         self.skipped += int((~occupied).sum())
+        y = np.empty((x.shape[0], pos.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
+        y[~occupied] = self.empty(x, pos)
+        if occupied.any():
+            y[occupied] = self.cropped(x[torch.from_numpy(occupied).to(x.device)], pos, crop)
+        return y
+
+    def empty(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
+        """The network's answer (P, H, W) to an empty window of ``x``'s shape, computed once."""
         key = (tuple(x.shape[1:]), tuple(pos.tolist()))
         if key not in self._empty:
             self._empty[key] = self(torch.zeros_like(x[:1]), pos)[0]
-        y = np.empty((x.shape[0], pos.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
-        y[~occupied] = self._empty[key]
-        if occupied.any():
-            y[occupied] = self(x[torch.from_numpy(occupied).to(x.device)], pos)
-        return y
+            self.run_px += x.shape[2] * x.shape[3]
+        return self._empty[key]
+
+    def cropped(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop | None) -> np.ndarray:
+        """Windows ``x`` (B, T, H, W) that hold localizations, run on their bounding box grown by
+        two halos (clipped to the field): the output there, up to one halo from the localizations,
+        is the network's; farther away it is the network's answer to an empty window, which a pixel
+        more than one halo from every localization gets in the field too (as a tile's core more
+        than a halo from its edge: exact with the receptive radius as halo, within the tiling
+        tolerance with :data:`~.tiling.DEFAULT_HALO`). Run whole where that saves too little."""
+        B, _, H, W = x.shape
+        box = crop.box(x) if crop is not None else None
+        if box is not None:
+            (Y0, Y1, X0, X1), core = box
+            key = (tuple(x.shape[1:]), tuple(pos.tolist()))
+            self._seen[key] = self._seen.get(key, 0) + 1
+            # the empty answer costs one whole-field run: worth it from a shape's second use on
+            reused = key in self._empty or self._seen[key] > 1
+            cost = B * (Y1 - Y0) * (X1 - X0) + (0 if reused else H * W)
+            if cost <= crop.gain * B * H * W:
+                y = np.empty((B, pos.shape[0], H, W), dtype=np.float32)
+                y[:] = self.empty(x, pos)
+                part = self(x[:, :, Y0:Y1, X0:X1], pos)
+                (cy0, cy1, cx0, cx1) = core
+                y[:, :, cy0:cy1, cx0:cx1] = part[:, :, cy0 - Y0:cy1 - Y0, cx0 - X0:cx1 - X0]
+                self.run_px += B * (Y1 - Y0) * (X1 - X0)
+                return y
+        self.run_px += B * H * W
+        return self(x, pos)
 
     def _run(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
         n = x.shape[0] if self.max_batch is None else self.max_batch
@@ -230,7 +301,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                  halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
                  progress: ProgressSpec = "bar", stats: dict | None = None,
                  precision: str = "fp32", tta: int = 1, confidence_every: int | None = None,
-                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+                 crop: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Reconstruct a video (T, H, W) = ``shape`` read step ranges at a time from ``source``;
     yields ``(t, output (H, W), confidence (H, W) or None)`` for t = 0 … T − 1 in order.
 
@@ -243,7 +314,10 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     ``tta``: 1, or 4 / 8 augmented copies of each window averaged (see :func:`augmented`).
     ``confidence_every``: the confidence is measured every N steps and interpolated between
     (None: N = δ on CPUs, 1 on GPUs, where windows of one shape batch better; see :mod:`.windows`).
+    ``crop``: windows whose localizations cover a small part of the field run on that part only
+    (with ``halo`` px of context; :class:`Crop`); False runs every window on the whole field (tile).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``
+    ``network_share`` (the share of the windows' pixels the network ran on, empty answers included)
     and the time spent reading steps from ``source`` (``source_s``) and in the network
     (``network_s``, transfers included; ``setup_s`` before: moving the model to the device, the
     automatic batch's trial run); the rest is assembly and confidence.
@@ -277,6 +351,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         stats.update(device=str(dev), batch=batch, n_windows=n_windows, n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
     run = _Runner(module, dev, precision, tta)
+    cropper = Crop(halo, align) if crop else None
     reader = _ChunkReader(source, H, W, dev)
     out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
     alts: dict[int, list[np.ndarray]] = {}  # the confidence samples' alternate estimates
@@ -286,7 +361,7 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
         for group, last in _time_chunks(batches, chunk):
             a0 = min(w.start for bt in group for w in bt)
             x_chunk = reader(a0, max(w.stop for bt in group for w in bt))
-            est = _estimate(run, x_chunk, a0, group, tiles, (H, W), normalize, dev, bar)
+            est = _estimate(run, x_chunk, a0, group, tiles, (H, W), normalize, dev, bar, cropper)
             for (t, kind), frame in est.items():
                 if kind == 0:
                     out[t] = frame
@@ -307,7 +382,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
             bar.update(T - bar.done)
     if stats is not None:
         stats.update(seconds=time.perf_counter() - t0, source_s=reader.seconds,
-                     network_s=run.seconds, skipped_windows=run.skipped)
+                     network_s=run.seconds, skipped_windows=run.skipped,
+                     network_share=run.run_px / max(1, run.field_px))
         if run.max_batch is not None:
             stats["batch"] = run.max_batch
 
@@ -391,7 +467,7 @@ class _ChunkReader:
 
 def _estimate(run: "_Runner", x_chunk: torch.Tensor, a0: int, group: list[list[Window]],
               tiles: list, shape: tuple[int, int], normalize: bool, dev: torch.device,
-              bar: Progress) -> dict[tuple[int, int], np.ndarray]:
+              bar: Progress, crop: Crop | None = None) -> dict[tuple[int, int], np.ndarray]:
     """The raw estimates of one time chunk, keyed (step, kind): kind 0 = kept, −1/+1 = alternate
     from a window placed later/earlier. With tiles, each frame is filled core by core."""
     H, W = shape
@@ -403,7 +479,7 @@ def _estimate(run: "_Runner", x_chunk: torch.Tensor, a0: int, group: list[list[W
         for bt in group:
             _, rel_keep, rel_alt = bt[0].signature
             pos = torch.tensor(rel_keep + rel_alt, dtype=torch.long, device=dev)
-            y = run.sparse(torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt]), pos)
+            y = run.sparse(torch.stack([x_tile[w.start - a0:w.stop - a0] for w in bt]), pos, crop)
             for j, w in enumerate(bt):
                 keys = [(k, 0) for k in w.keep] + [(a, -1 if a < w.keep[0] else 1) for a in w.alt]
                 for key, frame in zip(keys, y[j]):
@@ -426,7 +502,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
           normalize: bool = False, progress: ProgressSpec = "bar", tile: int | None = None,
           halo: int = DEFAULT_HALO, align: int = 1, chunk: int | None = None,
           precision: str = "fp32", tta: int = 1,
-          confidence_every: int | None = None) -> Reconstruction:
+          confidence_every: int | None = None, crop: bool = True) -> Reconstruction:
     """Reconstruct a localization-map video (T, H, W) with a DBlink network (in memory).
 
     Args:
@@ -441,6 +517,8 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
             (see :func:`stream_infer`); None: no tiling.
         chunk: output steps per time chunk (default: by memory); the output does not depend on it.
         confidence_every: measure the confidence every N steps, interpolate between (None: δ).
+        crop: run windows with few localizations on the part of the field near them (see
+            :class:`Crop`); False: always the whole field (or tile).
     """
     video = np.asarray(video, dtype=np.float32)
     if video.ndim != 3:
@@ -453,7 +531,7 @@ def infer(video: np.ndarray, module: torch.nn.Module, window: int, stride: int =
     stats: dict = {}
     for t, y, c in stream_infer(lambda a, b: video[a:b], video.shape, module, window, stride,
                                 device, batch, confidence, normalize, tile, halo, align, chunk,
-                                progress, stats, precision, tta, confidence_every):
+                                progress, stats, precision, tta, confidence_every, crop):
         out[t] = y
         if conf is not None:
             conf[t] = c

@@ -152,7 +152,8 @@ class ReconstructOptions:
                                           "of 1 + 2/N)", kind=int, metavar="N",
                                           check=_at_least(1), zero_default=True,
                                           default_help="the confidence's own time scale, "
-                                          "max(K, W/2) steps, on CPUs; 1 on GPUs")
+                                          "max(K, W/2) steps rounded to a multiple of K, on "
+                                          "CPUs; 1 on GPUs")
     device: str = option("auto", "where the network runs (auto: CUDA if present)",
                          choices=DEVICES, check=_one_of(DEVICES))
     batch: int | None = option(None, "windows per network call", kind=int, metavar="N",

@@ -99,7 +99,7 @@ class Job:
         return dict(window=self.window, stride=o.stride, device=o.device, batch=self.memory.batch,
                     confidence=o.confidence, normalize=self.model.normalize, tile=self.tile,
                     halo=self.halo, align=self.align, precision=o.precision, tta=o.tta,
-                    confidence_every=o.confidence_every)
+                    confidence_every=o.confidence_every, crop=o.tile != 0)
 
     def check_counts(self, n_inside: int, n_outside_roi: int) -> None:
         """Refuse an empty ROI; warn about dropped localizations, settings and density."""
@@ -282,7 +282,7 @@ class Run:
     warnings: list = field(default_factory=list)
     #: wall seconds per stage: read (table), model (importing PyTorch, loading the model, moving it
     #: to the device), render (steps), network, write (the sink), other (windows, confidence,
-    #: tiles), total
+    #: tiles), total; and network_share, the share of the windows' pixels the network ran on
     timings: dict = field(default_factory=dict)
     n_windows: int = 0
     batch: int = 0
@@ -295,7 +295,10 @@ def format_timings(t: dict) -> str:
     total = max(t.get("total", 0.0), 1e-9)
     parts = [f"{k} {t[k]:.2f} s ({100 * t[k] / total:.0f} %)"
              for k in ("read", "model", "render", "network", "write", "other") if k in t]
-    return "timings: " + ", ".join(parts) + f"; total {t.get('total', 0.0):.2f} s"
+    share = t.get("network_share", 1.0)
+    ran = (f"; the network ran on {100 * share:.0f} % of the windows' pixels (sparse windows "
+           f"cropped or skipped)") if share < 0.995 else ""
+    return "timings: " + ", ".join(parts) + f"; total {t.get('total', 0.0):.2f} s" + ran
 
 
 def reconstruct(table: str | Path | Localizations, sink: Sink,
@@ -363,6 +366,7 @@ def reconstruct(table: str | Path | Localizations, sink: Sink,
     timings["other"] = max(0.0, timings["total"] - sum(timings[k] for k in
                                                        ("read", "model", "render", "network",
                                                         "write")))
+    timings["network_share"] = stats.get("network_share", 1.0)
     return Run(shape=(T, H, Wd), seconds=stats.get("seconds", 0.0), device=stats["device"],
                model=job.model, params=job.params, warnings=job.warnings, timings=timings,
                n_windows=stats["n_windows"], batch=stats["batch"], job=job)
