@@ -162,6 +162,34 @@ def test_mean_input_keeps_the_signature_and_starts_from_old_weights():
     assert new(x, pos).shape == (1, 1, 16, 16)
 
 
+def test_running_mean_is_the_truncated_mean_of_each_steps_neighbours():
+    from dblink.model import running_mean
+
+    x = torch.rand(2, 9, 3, 4)
+    for k in (1, 3, 12):
+        want = torch.stack([x[:, max(0, t - k):t + k + 1].mean(dim=1) for t in range(9)], dim=1)
+        torch.testing.assert_close(running_mean(x, k), want)
+
+
+def test_local_mean_channel_starts_from_the_window_mean_model_and_scripts():
+    torch.manual_seed(0)
+    hp = dict(hidden=4, encoder=4, decoder=4, skip=2, mean_input=True)
+    old = build_model("compact", **hp)
+    new = build_model("compact", local_mean=5, **hp)
+    assert new.encoder[0].weight.shape[1] == 3 and new.skip[0].weight.shape[1] == 3
+    new.load_state_dict(adapt_state_dict(old.state_dict(), new))
+    x = torch.rand(1, 13, 16, 16)
+    torch.testing.assert_close(new(x), old(x))                   # exactly the old network
+    with torch.no_grad():                                        # the local channel is used
+        new.skip[0].weight[:, 2] += 0.5
+    assert not torch.allclose(new(x), old(x))
+    scripted = torch.jit.script(new)
+    pos = torch.tensor([0, 6, 12])
+    torch.testing.assert_close(scripted(x, pos), new(x, pos))
+    with pytest.raises(ValueError, match="local_mean"):
+        build_model("compact", local_mean=-1)
+
+
 def test_training_mixes_domains_and_records_the_code_version(tmp_path):
     from dblink.train import load_config, sample_movie, train
 

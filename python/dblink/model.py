@@ -17,6 +17,9 @@ Two architectures share the ConvLSTM cell:
   mean of the whole input window over time — what the classical sum knows — is a second input
   channel of the encoder and of the skip branch at every step, as ``log1p(mean_scale · mean)``
   (about the log of the ±25-step sum), so that a static or slow sample is never worse than its sum.
+  With ``local_mean = k`` (k > 0) a further channel holds each step's own mean over ±k steps
+  (truncated at the window's ends), as ``log1p((2k + 1) · mean)``: what the short sum knows, for
+  movies too fast for the window-wide mean.
 
 Both are scriptable with ``torch.jit.script`` and need nothing from dblink once exported.
 """
@@ -31,7 +34,8 @@ ARCHITECTURES = {
     "paper": dict(hidden=4, layers=2, kernel=5, head=[128, 256, 64], head_kernel=5,
                   log_input=False, out_activation="none"),
     "compact": dict(hidden=24, layers=1, kernel=3, encoder=16, decoder=16, skip=8,
-                    log_input=True, out_activation="sigmoid", mean_input=False, mean_scale=51.0),
+                    log_input=True, out_activation="sigmoid", mean_input=False, mean_scale=51.0,
+                    local_mean=0),
 }
 
 
@@ -131,13 +135,16 @@ class CompactNet(_BiConvLSTMNet):
     def __init__(self, hidden: int = 24, layers: int = 1, kernel: int = 3, encoder: int = 16,
                  decoder: int = 16, skip: int = 8, log_input: bool = True,
                  out_activation: str = "sigmoid", mean_input: bool = False,
-                 mean_scale: float = 51.0) -> None:
+                 mean_scale: float = 51.0, local_mean: int = 0) -> None:
         super().__init__()
         self.log_input = log_input
         self.sigmoid_out = out_activation == "sigmoid"
         self.mean_input = mean_input
         self.mean_scale = mean_scale
-        n_in = 2 if mean_input else 1
+        if local_mean < 0:
+            raise ValueError(f"local_mean must be >= 0 steps, not {local_mean}")
+        self.local_mean = int(local_mean)
+        n_in = input_channels(mean_input, local_mean)
         self.encoder = nn.Sequential(nn.Conv2d(n_in, encoder, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(encoder, encoder, 3, stride=2, padding=1), nn.ReLU())
         self.forward_net = ConvLSTM(encoder, hidden, kernel, layers)
@@ -154,6 +161,9 @@ class CompactNet(_BiConvLSTMNet):
         if self.mean_input:  # the window's mean over time, beside every step: (B, T, 2, H, W)
             mean = torch.log1p(self.mean_scale * x.mean(dim=1, keepdim=True))
             xin = torch.cat([xin, mean.unsqueeze(1).expand(B, T, 1, H, W)], dim=2)
+        if self.local_mean > 0:  # each step's mean over +-k steps: (B, T, 1, H, W) more
+            local = torch.log1p((2 * self.local_mean + 1) * running_mean(x, self.local_mean))
+            xin = torch.cat([xin, local.unsqueeze(2)], dim=2)
         C = xin.shape[2]
         enc = self.encoder(xin.reshape(B * T, C, H, W))
         enc = enc.reshape(B, T, enc.shape[1], enc.shape[2], enc.shape[3])
@@ -167,6 +177,23 @@ class CompactNet(_BiConvLSTMNet):
         if self.sigmoid_out and not logits:
             y = torch.sigmoid(y)
         return y
+
+
+def input_channels(mean_input: bool, local_mean: int) -> int:
+    """Input channels of the compact network: the step's map, plus the window mean, plus the local mean."""
+    return 1 + int(bool(mean_input)) + int(local_mean > 0)
+
+
+def running_mean(x: Tensor, k: int) -> Tensor:
+    """Mean of (B, T, H, W) counts over steps t-k ... t+k for every step t, truncated at both ends
+    of the window (a step near an end averages the steps that exist)."""
+    T = x.shape[1]
+    cs = torch.cat([torch.zeros_like(x[:, :1]), torch.cumsum(x, dim=1)], dim=1)
+    t = torch.arange(T, device=x.device)
+    lo = (t - k).clamp(min=0)
+    hi = (t + k + 1).clamp(max=T)
+    n = (hi - lo).to(x.dtype).reshape(1, T, 1, 1)
+    return (cs.index_select(1, hi) - cs.index_select(1, lo)) / n
 
 
 def build_model(arch: str = "compact", **hparams) -> nn.Module:
