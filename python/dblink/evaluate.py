@@ -14,9 +14,9 @@ import numpy as np
 import tifffile
 
 from .errors import DBlinkError
-from .export import LoadedModel, load_model
+from .export import LoadedModel
 from .files import atomic_output
-from .tables import read_localizations, write_localizations
+from .tables import write_localizations
 from .metrics import baseline, best_baseline, evaluate_video
 from .pictures import comparison
 from .pipeline import reconstruct_table

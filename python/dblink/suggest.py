@@ -337,7 +337,6 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         bright = sm > 0.25 * np.percentile(sm, 99)
         if bright.any():
             filled.append(float((ndimage.distance_transform_edt(bright)[bright] >= 2.5).mean()))
-    frames_used = n_blocks * block_frames
     structure_um2 = float(np.mean(areas))
     density_structure = float(np.sum(on) / max(np.sum(areas) * block_frames, 1e-12))
     # precision

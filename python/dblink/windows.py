@@ -13,8 +13,8 @@ output, MSD(s), is interpolated linearly in time between samples, and the confid
 ``1 − sqrt(MSD)``, clipped to [0, 1]: 1 where the reconstruction does not depend on the window's
 placement, low where it does (motion ambiguity, few localizations, hallucination risk). Samples
 are every N-th step (``confidence_every``; by default N is δ, the time scale the measure has by
-construction, rounded to a multiple of K so that the windows fall into two or three signatures
-and batch: K = 8, W = 25: N = 16): the head then decodes 1 + 2/N steps per output step instead of 3.
+construction, rounded to a multiple of K so that the windows fall into two or three signatures:
+K = 8, W = 25: N = 16): the head then decodes 1 + 2/N steps per output step instead of 3.
 """
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ def confidence_shift(window: int, stride: int) -> int:
 def confidence_every_default(window: int, stride: int) -> int:
     """N: the confidence is sampled every N steps, by default δ (:func:`confidence_shift`) rounded
     to the nearest multiple of the stride K (at least K): the samples then fall at the same place
-    in every other window, so that windows come in few signatures (they batch, and the network's
-    answer to an empty window is reused; with N = δ = 13 and K = 8 the pattern repeats only every
-    13 windows)."""
+    in every other window, so that windows come in few signatures and the network's answer to an
+    empty window is reused (:meth:`.engine._Runner.cropped`; with N = δ = 13 and K = 8 the pattern
+    repeats only every 13 windows)."""
     delta = max(1, confidence_shift(window, stride))
     return max(1, stride * max(1, round(delta / stride)))
 

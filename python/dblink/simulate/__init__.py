@@ -15,7 +15,7 @@ Three domains (``SimConfig.domain``) produce the same kind of result:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 

@@ -22,12 +22,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import erf
 
 from ..render import Grid
 from ..tables import Localizations
+
+if TYPE_CHECKING:  # simulate/__init__ imports this module
+    from . import SimResult
 from .localize import localize
 
 #: bump when the camera model or the localizer changes what a seed produces
@@ -132,7 +136,7 @@ def _camera_table(rng: np.random.Generator, config, n: int, where) -> dict:
     return localize(movie, cp, config.psf_sigma_nm, config.camera == "emccd")
 
 
-def simulate_camera(config, seed) -> "SimResult":
+def simulate_camera(config, seed) -> SimResult:
     """One ``camera``-domain movie (see the module docstring); cached tables are reused."""
     from . import SimResult, _ground_truth, _structure_and_motion
     from .blinking import drift_residual
