@@ -140,10 +140,17 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
     return video
 
 
+#: below this confidence a reconstruction should not be trusted without the summed localizations:
+#: there the paper's hallucination was 3–10× what it is above, on held-out movies of every
+#: simulator domain (README, "Confidence channel"; ``tools/confidence_check.py``)
+CONFIDENCE_TRUST = 0.9
+
+
 @_path_errors
 def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int = 2) -> list[Path]:
     """Write ``<prefix>_timecolor.png`` (time-colour-coded projection with a time bar) and
-    ``<prefix>.gif`` (the first channel over time) for a hyperstack TIFF.
+    ``<prefix>.gif`` (the reconstruction over time, beside its confidence) for a hyperstack TIFF;
+    with a confidence channel also ``<prefix>_confidence.png`` (:func:`confidence_map`).
 
     ``out_prefix`` an existing folder: the pictures go into it, named after the TIFF. The TIFF and
     the output folder are checked before any work (one DBlinkError line, see :func:`read_video`)."""
@@ -155,15 +162,52 @@ def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int =
     if not prefix.name or prefix.name in (".", ".."):
         raise DBlinkError(f"{out_prefix}: the output prefix needs a file name part")
     check_output_folder(prefix.parent)
-    video = read_video(path)[:, 0]
+    stack = read_video(path)
+    video = stack[:, 0]
     rgb = np.kron(temporal_color_code(video), np.ones((scale, scale, 1), np.uint8))
     bar = (time_colors(rgb.shape[1])[None, :, :] * 255).astype(np.uint8).repeat(8, axis=0)
     img = Image.fromarray(np.concatenate([rgb, np.full((4, rgb.shape[1], 3), 255, np.uint8), bar]))
     draw = ImageDraw.Draw(img)
     draw.text((2, 2), f"t = 1 ... {video.shape[0]} (red -> blue)", fill=(255, 255, 255))
     png = _save(img, prefix.parent / f"{prefix.name}_timecolor.png", "PNG")
-    gif = animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)
-    return [png, gif]
+    if stack.shape[1] < 2:  # no confidence channel (reconstructed with --no-confidence)
+        return [png, animation([video], prefix.parent / f"{prefix.name}.gif", scale=scale)]
+    conf = np.nan_to_num(stack[:, 1], nan=1.0)
+    gif = animation([video, conf], prefix.parent / f"{prefix.name}.gif", scale=scale)
+    return [png, gif, confidence_map(video, conf, prefix.parent / f"{prefix.name}_confidence.png",
+                                     scale)]
+
+
+def low_confidence_share(video: np.ndarray, confidence: np.ndarray,
+                         trust: float = CONFIDENCE_TRUST) -> float:
+    """The share of the structure (pixels over time that the paper's binarization calls structure)
+    whose confidence is below ``trust``."""
+    from .metrics import binarize_paper
+
+    structure = binarize_paper(video)
+    return float((structure & (confidence < trust)).sum() / max(1, structure.sum()))
+
+
+def confidence_map(video: np.ndarray, confidence: np.ndarray, path: str | Path, scale: int = 2,
+                   trust: float = CONFIDENCE_TRUST) -> Path:
+    """``path``: the reconstruction's maximum over time in grey, its structure red where its
+    confidence fell below ``trust`` at some time point (the areas not to trust without checking the
+    summed localizations), with the low-confidence share of the structure written on it."""
+    from .metrics import binarize_paper
+
+    structure = binarize_paper(video)
+    low = (structure & (confidence < trust)).mean(axis=0)  # share of the time points
+    peak = video.max(axis=0)
+    grey = peak / peak.max() if peak.max() > 0 else peak
+    rgb = np.repeat((grey * 255)[..., None], 3, axis=2)
+    red = np.clip(low * 4, 0, 1)  # a quarter of the time points low: fully red
+    rgb[..., 0] = np.maximum(rgb[..., 0], red * 255)
+    rgb[..., 1:] *= (1 - red)[..., None]
+    img = Image.fromarray(np.kron(rgb.astype(np.uint8), np.ones((scale, scale, 1), np.uint8)))
+    share = low_confidence_share(video, confidence, trust)
+    ImageDraw.Draw(img).text((2, 2), f"red: confidence < {trust:g} ({100 * share:.0f} % of structure)",
+                             fill=(255, 255, 0))
+    return _save(img, Path(path), "PNG")
 
 
 def line_plot(path: str | Path, series: list, hlines: list | None = None, vlines: list | None = None,
