@@ -169,3 +169,19 @@ def test_tiles_only_when_the_whole_field_does_not_fit():
     assert plan_memory(*args, limit=2**20, tile=0).tile is None  # --tile 0: never
     assert plan_memory(*args, limit=10 * 2**30, tile=64).tile == 64
     assert plan_memory(*args, limit=10 * 2**30, batch=2).batch == 2
+
+
+def test_the_memory_plan_counts_the_largest_call_the_movie_makes():
+    """largest_call walks a bounded stretch of the plan: the same as the largest call over the
+    whole movie's batches (windows with confidence alternates mostly run alone)."""
+    from dblink.memory import largest_call, network_bytes
+    from dblink.windows import confidence_every_default, iter_batches, iter_windows
+
+    hp = {"hidden": 4}
+    for T, W, K, conf in [(40, 10, 1, True), (300, 25, 8, True), (300, 25, 10, True),
+                          (200, 25, 1, False), (12, 25, 1, True), (500, 25, 3, True)]:
+        every = confidence_every_default(W, K)
+        real = max(network_bytes("paper", hp, b[0].stop - b[0].start,
+                                 len(b[0].keep) + len(b[0].alt), 64 * 64, len(b))
+                   for b in iter_batches(iter_windows(T, W, K, conf, every), 4))
+        assert largest_call("paper", hp, T, W, K, conf, every, 4, 64 * 64) == real, (T, W, K, conf)

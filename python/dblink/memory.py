@@ -14,6 +14,7 @@ Limits: ``--max-memory`` (default: half the available memory, :func:`default_max
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -157,6 +158,27 @@ def largest_batch(n_steps: int, window: int, stride: int, batch: int) -> int:
     return max(1, min(int(batch), interior))
 
 
+def largest_call(arch: str | None, hparams: dict, n_steps: int, window: int, stride: int,
+                 confidence: bool, every: int, batch: int, pixels: int) -> int:
+    """Peak bytes of the largest network call a movie really makes (:func:`network_bytes`): only
+    consecutive windows of one signature share a call, and a window decodes its kept steps plus the
+    confidence samples' alternates that fall in it — so a call of ``batch`` windows that each decode
+    the most steps may never happen (with sampled confidence, windows with alternates mostly run
+    alone). Found by walking the batches of a movie long enough to hold every interior pattern."""
+    from .windows import iter_batches, iter_windows
+
+    period = stride * every // math.gcd(stride, every)
+    steps = min(n_steps, 4 * window + 2 * stride + 2 * period * max(1, batch))
+    best, seen = 0, set()
+    for bt in iter_batches(iter_windows(steps, window, stride, confidence, every), batch):
+        w = bt[0]
+        shape = (len(bt), w.stop - w.start, len(w.keep) + len(w.alt))
+        if shape not in seen:
+            seen.add(shape)
+            best = max(best, network_bytes(arch, hparams, shape[1], shape[2], pixels, shape[0]))
+    return best
+
+
 def network_bytes(arch: str | None, hparams: dict, n_in: int, n_decoded: int, pixels: int,
                   batch: int = 1) -> int:
     """Peak bytes of one network call: ``batch`` windows of ``n_in`` steps over ``pixels`` px (a
@@ -257,15 +279,12 @@ def plan_memory(arch: str | None, hparams: dict, n_steps: int, H: int, W: int, w
     arrays = job_bytes(n_steps, H, W, window, stride, chunk, confidence, held_steps)
     from .windows import confidence_every_default
 
-    n_in = min(n_steps, 2 * window + stride)
     every = every or confidence_every_default(window, stride)
-    sampled = -(-stride // every) if confidence and window > 0 else 0  # per window, at most
-    decoded = min(n_in, stride + 2 * sampled)
 
     def option(t: int | None, b: int) -> MemoryPlan:
         px, cost = _tile_pixels(H, W, t, halo)
-        net = network_bytes(arch, hparams, n_in, decoded, px,
-                            largest_batch(n_steps, window, stride, b)) if network_on_host else 0
+        net = largest_call(arch, hparams, n_steps, window, stride, confidence and window > 0,
+                           every, b, px) if network_on_host else 0
         return MemoryPlan(t if t and t < max(H, W) else None, b, chunk, arrays, net, cost)
 
     b0 = batch if batch is not None else auto_batch
