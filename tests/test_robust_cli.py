@@ -285,7 +285,8 @@ def test_preview_into_an_existing_folder_and_a_prefix(tmp_path, capsys):
     _tifs(tmp_path)
     (tmp_path / "pics").mkdir()
     assert main(["preview", str(tmp_path / "ok.tif"), "-o", str(tmp_path / "pics")]) == 0
-    assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == ["ok.gif", "ok_timecolor.png"]
+    assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == [
+        "ok.gif", "ok_confidence.png", "ok_timecolor.png"]
     assert main(["preview", str(tmp_path / "ok.tif"), "-o", str(tmp_path / "pics" / "x")]) == 0
     assert (tmp_path / "pics" / "x_timecolor.png").is_file() and parts(tmp_path / "pics") == []
 
