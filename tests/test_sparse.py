@@ -114,3 +114,15 @@ def test_the_crop_box_keeps_a_halo_and_the_half_resolution_grid():
     assert Y0 >= 28 and X0 >= 20
     assert Crop(halo=40, align=2).box(x) is None            # the box would be the whole field
     assert Crop(halo=10).box(torch.zeros(1, 3, 20, 20)) is None
+
+
+def test_an_empty_answer_from_a_shrunk_field_keeps_every_rows_edge_distance_and_parity():
+    from dblink.engine import _shrunk
+
+    for n, m in [(250, 64), (251, 64), (131, 64), (132, 64), (100, 64), (7, 2)]:
+        size, rows = _shrunk(n, m)
+        i = np.arange(n)
+        assert (n - size) % 2 == 0 and rows.max() < size and (rows % 2 == i % 2).all()
+        near, near_small = np.minimum(i, n - 1 - i), np.minimum(rows, size - 1 - rows)
+        assert ((near == near_small) | ((near >= m) & (near_small >= m))).all(), (n, m)
+    assert _shrunk(100, 64)[0] == 100 and _shrunk(250, 64)[0] == 130  # small fields run whole

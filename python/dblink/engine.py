@@ -144,6 +144,21 @@ class Crop:
         return (run[0], run[1], run[2], run[3]), (keep[0], keep[1], keep[2], keep[3])
 
 
+def _shrunk(n: int, margin: int) -> tuple[int, np.ndarray]:
+    """A field side for an empty window's answer: (size, index into it for each of the ``n`` rows).
+    Rows within ``margin`` of either edge keep their distance to it; the middle ones repeat two
+    middle rows, keeping their parity (CompactNet's half-resolution grid); n − size is even."""
+    idx = np.arange(n)
+    if n <= 2 * margin + 2:
+        return n, idx
+    size = 2 * margin + 2 + (n - 2 * margin - 2) % 2
+    out = idx.copy()
+    mid = (idx >= margin) & (idx < n - margin)
+    out[mid] = margin + (idx[mid] - margin) % 2
+    out[idx >= n - margin] -= n - size
+    return size, out
+
+
 class _Runner:
     """Runs the network on a batch of windows; on CUDA out-of-memory it halves the batch (for this
     and all later calls) instead of failing, down to one window."""
@@ -159,7 +174,6 @@ class _Runner:
         self.field_px = 0  # their pixels, and the pixels the network ran on (empty answers too)
         self.run_px = 0
         self._empty: dict = {}  # the network's answer to an empty window, per shape
-        self._seen: dict = {}  # calls per shape that could be cropped
 
     def __call__(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
         tn = time.perf_counter()
@@ -181,18 +195,33 @@ class _Runner:
             return self.cropped(x, pos, crop)
         self.skipped += int((~occupied).sum())
         y = np.empty((x.shape[0], pos.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
-        y[~occupied] = self.empty(x, pos)
+        y[~occupied] = self.empty(x, pos, crop)
         if occupied.any():
             y[occupied] = self.cropped(x[torch.from_numpy(occupied).to(x.device)], pos, crop)
         return y
 
-    def empty(self, x: torch.Tensor, pos: torch.Tensor) -> np.ndarray:
-        """The network's answer (P, H, W) to an empty window of ``x``'s shape, computed once."""
+    def empty(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop | None = None) -> np.ndarray:
+        """The network's answer (P, H, W) to an empty window of ``x``'s shape, computed once. With
+        ``crop``, from a field that keeps two halos next to each edge and two rows and columns of
+        the middle (:func:`_shrunk`): an empty field's answer depends only on the distance to its
+        edges, so the middle repeats (exact where two halos cover the receptive radius)."""
         key = (tuple(x.shape[1:]), tuple(pos.tolist()))
         if key not in self._empty:
-            self._empty[key] = self(torch.zeros_like(x[:1]), pos)[0]
-            self.run_px += x.shape[2] * x.shape[3]
+            T, H, W = x.shape[1:]
+            margin = 2 * crop.halo if crop is not None else max(H, W)
+            hs, rows = _shrunk(H, margin)
+            ws, cols = _shrunk(W, margin)
+            small = self(torch.zeros((1, T, hs, ws), dtype=x.dtype, device=x.device), pos)[0]
+            self._empty[key] = small[:, rows[:, None], cols[None, :]]
+            self.run_px += hs * ws
         return self._empty[key]
+
+    def empty_cost(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop) -> int:
+        """Pixels :meth:`empty` would run for ``x`` (0 once computed)."""
+        if (tuple(x.shape[1:]), tuple(pos.tolist())) in self._empty:
+            return 0
+        margin = 2 * crop.halo
+        return _shrunk(x.shape[2], margin)[0] * _shrunk(x.shape[3], margin)[0]
 
     def cropped(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop | None) -> np.ndarray:
         """Windows ``x`` (B, T, H, W) that hold localizations, run on their bounding box grown by
@@ -205,14 +234,10 @@ class _Runner:
         box = crop.box(x) if crop is not None else None
         if box is not None:
             (Y0, Y1, X0, X1), core = box
-            key = (tuple(x.shape[1:]), tuple(pos.tolist()))
-            self._seen[key] = self._seen.get(key, 0) + 1
-            # the empty answer costs one whole-field run: worth it from a shape's second use on
-            reused = key in self._empty or self._seen[key] > 1
-            cost = B * (Y1 - Y0) * (X1 - X0) + (0 if reused else H * W)
+            cost = B * (Y1 - Y0) * (X1 - X0) + self.empty_cost(x, pos, crop)
             if cost <= crop.gain * B * H * W:
                 y = np.empty((B, pos.shape[0], H, W), dtype=np.float32)
-                y[:] = self.empty(x, pos)
+                y[:] = self.empty(x, pos, crop)
                 part = self(x[:, :, Y0:Y1, X0:X1], pos)
                 (cy0, cy1, cx0, cx1) = core
                 y[:, :, cy0:cy1, cx0:cx1] = part[:, :, cy0 - Y0:cy1 - Y0, cx0 - X0:cx1 - X0]
