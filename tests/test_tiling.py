@@ -142,15 +142,6 @@ def test_network_memory_estimate_counts_the_strided_window():
     assert network_bytes("compact", hp, 82, 96, 64 * 64) > one * 1.5
 
 
-def test_only_interior_windows_share_a_network_call():
-    from dblink.memory import largest_batch
-    from dblink.windows import iter_batches, iter_windows
-
-    for T, W, K in [(40, 10, 8), (40, 10, 1), (64, 25, 10), (300, 25, 8), (12, 25, 1), (51, 25, 1)]:
-        real = max(len(b) for b in iter_batches(iter_windows(T, W, K, True), 4))
-        assert largest_batch(T, W, K, 4) == real, (T, W, K)
-
-
 def test_tiles_only_when_the_whole_field_does_not_fit():
     from dblink.memory import network_bytes, plan_memory
 

@@ -551,18 +551,11 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
     if not path_errors(lambda p: Path(p).is_file())(a.hyperstack):
         raise DBlinkError(f"{a.hyperstack}: no such file")
-    for p in preview(a.hyperstack, a.output):
+    notes: list[str] = []
+    for p in preview(a.hyperstack, a.output, say=notes.append):
         print(f"wrote {p}", file=sys.stderr)
-        if p.name.endswith("_confidence.png"):
-            import numpy as np
-
-            from .pictures import CONFIDENCE_TRUST, low_confidence_share, read_video
-
-            v = read_video(a.hyperstack)
-            share = low_confidence_share(v[:, 0], np.nan_to_num(v[:, 1], nan=1.0))
-            print(f"confidence: {100 * share:.1f} % of the structure lies below {CONFIDENCE_TRUST:g} "
-                  f"(red in {p.name}), where hallucination was 3-10x higher on held-out movies; "
-                  f"check those parts against the summed localizations", file=sys.stderr)
+    for line in notes:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -787,7 +780,7 @@ COMMANDS = {
                     "synthetic data and random weights; print s per output frame, speed-ups, peak "
                     "memory and exact mode's difference to the reference.")),
     "preview": (_args_preview, _cmd_preview, dict(
-        help="time-colour-coded projection (PNG) and GIF of a hyperstack")),
+        help="time-colour-coded projection (PNG), GIF and low-confidence map of a hyperstack")),
     "resolution": (_args_resolution, _cmd_resolution, dict(
         help="FRC resolution of localizations, or decorrelation resolution of a reconstructed "
              "frame",

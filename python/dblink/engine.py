@@ -159,6 +159,11 @@ def _shrunk(n: int, margin: int) -> tuple[int, np.ndarray]:
     return size, out
 
 
+def _shape_key(x: torch.Tensor, pos: torch.Tensor) -> tuple:
+    """Windows of one shape decoding the same positions get the same empty-window answer."""
+    return tuple(x.shape[1:]), tuple(pos.tolist())
+
+
 class _Runner:
     """Runs the network on a batch of windows; on CUDA out-of-memory it halves the batch (for this
     and all later calls) instead of failing, down to one window."""
@@ -170,7 +175,6 @@ class _Runner:
         self.split_on_oom = dev.type == "cuda"
         self.seconds = 0.0  # in the network, transfers included
         self.skipped = 0  # windows without localizations, not run (see sparse)
-        self.windows = 0  # windows asked for
         self.field_px = 0  # their pixels, and the pixels the network ran on (empty answers too)
         self.run_px = 0
         self._empty: dict = {}  # the network's answer to an empty window, per shape
@@ -189,7 +193,6 @@ class _Runner:
         of a movie cost nothing. With ``crop``, the windows that hold localizations run on the part
         of the field near them only (see :meth:`cropped`)."""
         occupied = x.flatten(1).any(1).cpu().numpy()
-        self.windows += len(occupied)
         self.field_px += len(occupied) * x.shape[2] * x.shape[3]
         if occupied.all():
             return self.cropped(x, pos, crop)
@@ -205,7 +208,7 @@ class _Runner:
         ``crop``, from a field that keeps two halos next to each edge and two rows and columns of
         the middle (:func:`_shrunk`): an empty field's answer depends only on the distance to its
         edges, so the middle repeats (exact where two halos cover the receptive radius)."""
-        key = (tuple(x.shape[1:]), tuple(pos.tolist()))
+        key = _shape_key(x, pos)
         if key not in self._empty:
             T, H, W = x.shape[1:]
             margin = 2 * crop.halo if crop is not None else max(H, W)
@@ -218,7 +221,7 @@ class _Runner:
 
     def empty_cost(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop) -> int:
         """Pixels :meth:`empty` would run for ``x`` (0 once computed)."""
-        if (tuple(x.shape[1:]), tuple(pos.tolist())) in self._empty:
+        if _shape_key(x, pos) in self._empty:
             return 0
         margin = 2 * crop.halo
         return _shrunk(x.shape[2], margin)[0] * _shrunk(x.shape[3], margin)[0]
@@ -338,7 +341,8 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     call (None: :func:`auto_batch`). ``precision``: ``fp32``, ``bf16`` or ``fp16`` (autocast).
     ``tta``: 1, or 4 / 8 augmented copies of each window averaged (see :func:`augmented`).
     ``confidence_every``: the confidence is measured every N steps and interpolated between
-    (None: N = δ on CPUs, 1 on GPUs, where windows of one shape batch better; see :mod:`.windows`).
+    (None: N = δ rounded to a multiple of the stride on CPUs, 1 on GPUs, where windows of one shape
+    batch better; see :mod:`.windows`).
     ``crop``: windows whose localizations cover a small part of the field run on that part only
     (with ``halo`` px of context; :class:`Crop`); False runs every window on the whole field (tile).
     ``stats`` (optional) receives ``device``, ``batch``, ``n_windows``, ``n_tiles``, ``seconds``

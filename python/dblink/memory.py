@@ -148,16 +148,6 @@ def peak_rss() -> int | None:
         return None
 
 
-def largest_batch(n_steps: int, window: int, stride: int, batch: int) -> int:
-    """Windows per network call that a movie of ``n_steps`` steps really runs: only windows of one
-    shape go in one call, and all windows clipped at the movie's ends differ, so a short movie runs
-    them one at a time; the interior windows (start ≥ 0, stop ≤ n_steps) run ``batch`` at a time."""
-    first = -(-window // stride) * stride  # the first kept step b whose window starts at b − W ≥ 0
-    last = n_steps - stride - window  # ... and the last whose window ends at b + K + W ≤ T
-    interior = 0 if last < first else (last - first) // stride + 1
-    return max(1, min(int(batch), interior))
-
-
 def largest_call(arch: str | None, hparams: dict, n_steps: int, window: int, stride: int,
                  confidence: bool, every: int, batch: int, pixels: int) -> int:
     """Peak bytes of the largest network call a movie really makes (:func:`network_bytes`): only
