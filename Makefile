@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the CPU build of PyTorch, installed first so that the project's torch range needs nothing more
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test test-all plugin install-fiji clean
+.PHONY: setup demo test test-extra test-all plugin install-fiji clean
 
 setup: $(VENV)/.installed
 
@@ -19,10 +19,14 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/dblink demo -o demo_out
 
-# the suite without the tests marked slow (minutes each: `make test-all` runs everything), on two
-# workers (pytest-xdist; whole files per worker, so that a file's fixtures are built once)
+# the suite without the tests marked slow (minutes each: `make test-all` runs everything) or extra
+# (seconds each, beyond this command's 3-minute budget: `make test-extra`, which CI runs too), on
+# two workers (pytest-xdist; whole files per worker, so that a file's fixtures are built once)
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m "not slow and not extra" -n 2 --dist loadfile
+
+test-extra: setup
+	$(BIN)/python -m pytest -m "extra and not slow" -n 2 --dist loadfile
 
 test-all: setup
 	$(BIN)/python -m pytest

@@ -298,11 +298,12 @@ def long_table(tmp_path_factory):
     return d / "locs.csv"
 
 
-@pytest.mark.parametrize("register", [False, True], ids=["subprocess", "in-process"])
+@pytest.mark.parametrize("register", [False, pytest.param(True, marks=pytest.mark.extra)],
+                         ids=["subprocess", "in-process"])  # in-process: make test-extra
 def test_escape_cancels_cleanly(tmp_path, long_table, register):
     out = tmp_path / "never.tif"
     r = session("cancel", options=f"table=[{long_table}] save=[{out}] stride=1",
-                register=register, after_s=10.0, headless=True)
+                register=register, after_s=5.0, headless=True)
     assert r["last_error"] == "cancelled" and not r["image"]
     assert r["seconds"] < 40  # it stopped, it did not run to the end (~80 s)
     # the memory is given back: the Java heap is where it was before the run (the in-process
@@ -334,7 +335,7 @@ def test_version_mismatch_and_a_dying_subprocess_are_reported(data, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("empty", ["[]", ""])
+@pytest.mark.parametrize("empty", ["[]", pytest.param("", marks=pytest.mark.extra)])  # "": make test-extra
 def test_a_recorded_dialog_line_replays_headless(data, tmp_path, jar, empty):
     """The line the dialog records (every field, zeros and empty strings included, as in the
     README) replays in headless ImageJ and gives the CLI's result."""

@@ -7,7 +7,7 @@ from conftest import ROOT
 from test_fiji import pytestmark as fiji_marks, session
 
 # skipped without ImageJ 1.x or a JDK; about 30 s (two JVM routes and the command line)
-pytestmark = [*fiji_marks, pytest.mark.slow]
+pytestmark = [*fiji_marks, pytest.mark.extra]
 
 MAPS = ROOT / "tests" / "data" / "formats" / "deepstorm_maps.tif"
 

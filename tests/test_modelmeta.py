@@ -473,3 +473,47 @@ def test_networks_wrong_on_other_sizes_or_without_positions(tmp_path, cls, needl
 def test_both_architectures_pass_the_probe():
     for arch in ("paper", "compact"):
         modelmeta.probe(torch.jit.script(build_model(arch).eval()), arch)
+
+
+HEADER_CHECK = r"""
+import json, sys
+from dblink.modelmeta import read_header
+from dblink.cli import main
+h = read_header(sys.argv[1])
+rc = main(["reconstruct", sys.argv[2], "-o", sys.argv[3], "--model", sys.argv[1]])
+print(json.dumps({"meta": h.meta, "module": h.module is None, "rc": rc, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_the_header_is_read_without_pytorch_and_a_bad_table_is_refused_before_the_import(
+        tmp_path, tiny_model_file):
+    """read_header gives the metadata load_model gives, from the zip alone; a table whose frame
+    numbers make too many steps is refused (exit 2) before PyTorch is imported."""
+    import subprocess
+    import sys
+
+    table = tmp_path / "absurd.csv"
+    table.write_text("frame,x,y\n1,100,200\n1000000000,101,200\n")
+    out = subprocess.run([sys.executable, "-c", HEADER_CHECK, str(tiny_model_file), str(table),
+                          str(tmp_path / "o.tif")], capture_output=True, text=True, timeout=120)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["meta"] == load_model(tiny_model_file).meta and r["module"]
+    assert r["rc"] == 2 and "more than dblink handles" in out.stderr
+    assert not r["torch"], "PyTorch was imported before the table's geometry was checked"
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_header_without_metadata_or_of_a_newer_format_is_refused(tmp_path):
+    bare = tmp_path / "bare.pt"
+    with zipfile.ZipFile(bare, "w") as zf:
+        zf.writestr("bare/data.pkl", b"x")
+    with pytest.raises(DBlinkError, match="without dblink metadata"):
+        modelmeta.read_header(bare)
+    newer = tmp_path / "newer.pt"
+    with zipfile.ZipFile(newer, "w") as zf:
+        zf.writestr("newer/extra/dblink.json", json.dumps(dict(good_meta(), format_version=99)))
+    with pytest.raises(DBlinkError, match="made by a newer dblink"):
+        modelmeta.read_header(newer)
+    with pytest.raises(DBlinkError, match="not a TorchScript model file|not a zip"):
+        (tmp_path / "text.pt").write_text("hello")
+        modelmeta.read_header(tmp_path / "text.pt")

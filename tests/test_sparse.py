@@ -23,7 +23,7 @@ def _clustered(T=30, S=10, size=160, seed=0):
                          y=np.concatenate(ys)[order], source="clusters")
 
 
-@pytest.mark.parametrize("tile", [None, 48])
+@pytest.mark.parametrize("tile", [None, pytest.param(48, marks=pytest.mark.extra)])  # 48: make test-extra
 def test_skipping_empty_windows_gives_what_running_them_gives(tiny_model_file, monkeypatch, tile):
     from dblink import engine
     from dblink.pipeline import reconstruct_table
@@ -76,7 +76,7 @@ def _one_cluster(T=24, size=(150, 130)):
     return video
 
 
-@pytest.mark.parametrize("tta", [1, 8])
+@pytest.mark.parametrize("tta", [1, pytest.param(8, marks=pytest.mark.extra)])  # 8: make test-extra
 def test_cropped_windows_give_what_the_whole_field_gives(tiny_model_file, tta):
     """Windows whose localizations fill a small part of the field run on that part (plus two
     halos): with the receptive radius as halo the output is the whole field's, up to rounding;

@@ -6,9 +6,7 @@ with ``torch.jit.load`` alone (no dblink import), so Java (DJL, deepImageJ) and 
 from __future__ import annotations
 
 import json
-import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,44 +17,7 @@ from .errors import DBlinkError
 from .files import path_errors
 from .model import build_model, count_parameters
 from .modelmeta import FORMAT_VERSION, META_FILE  # noqa: F401 - re-exported
-
-
-def models_dirs() -> list[Path]:
-    """Where bundled models are looked up: $DBLINK_MODELS (os.pathsep-separated), then the
-    repository's ``models/`` folder."""
-    dirs = [Path(p) for p in os.environ.get("DBLINK_MODELS", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
-    return dirs
-
-
-@dataclass
-class LoadedModel:
-    """A TorchScript network with its metadata."""
-
-    module: torch.jit.ScriptModule
-    meta: dict
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.meta.get("name", self.path.stem)
-
-    @property
-    def window(self) -> int:
-        return int(self.meta.get("window", 25))
-
-    @property
-    def pixel_size(self) -> float:
-        return float(self.meta["pixel_size_nm"])
-
-    @property
-    def frames_per_step(self) -> int:
-        return int(self.meta["frames_per_step"])
-
-    @property
-    def normalize(self) -> bool:
-        """Whether outputs are unbounded and need per-frame normalization to [0, 1]."""
-        return self.meta.get("output", "probability") != "probability"
+from .modelmeta import LoadedModel, models_dirs, resolve_model  # noqa: F401 - re-exported
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -198,23 +159,6 @@ def _checkpoint_meta(ckpt_path: Path, ckpt: dict, cfg: dict, net: torch.nn.Modul
 
 
 @path_errors
-def resolve_model(name_or_path: str) -> Path:
-    """A model path from a path, or from a bundled name (``filaments`` → ``dblink-filaments.pt``)."""
-    p = Path(name_or_path)
-    if p.suffix == ".pt" or os.sep in name_or_path:
-        if not p.is_file():
-            raise DBlinkError(f"{p}: no such model file")
-        return p
-    for d in models_dirs():
-        for cand in (d / f"{name_or_path}.pt", d / f"dblink-{name_or_path}.pt"):
-            if cand.is_file():
-                return cand
-    known = ", ".join(sorted(m.stem for d in models_dirs() if d.is_dir() for m in d.glob("*.pt")))
-    raise DBlinkError(f"no model named {name_or_path!r} (bundled: {known or 'none'}); "
-                      f"give a path to a .pt file")
-
-
-@path_errors
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """Load a TorchScript model file (by path or bundled name) and check its metadata."""
     path = resolve_model(str(name_or_path))
@@ -230,10 +174,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
         ctx.__exit__(None, None, None)
     if not files[META_FILE]:
         raise DBlinkError(f"{path}: TorchScript file without dblink metadata ({META_FILE})")
-    meta = modelmeta.parse(files[META_FILE], str(path))
-    if int(meta.get("format_version", 1)) > FORMAT_VERSION:
-        raise DBlinkError(f"{path}: made by a newer dblink (model format {meta['format_version']}, "
-                          f"this dblink reads up to {FORMAT_VERSION}); upgrade dblink")
+    meta = modelmeta.checked_meta(files[META_FILE], path)
     module.eval()
     modelmeta.probe(module, str(path))
     return LoadedModel(module=module, meta=meta, path=path)

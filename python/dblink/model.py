@@ -30,13 +30,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-ARCHITECTURES = {
-    "paper": dict(hidden=4, layers=2, kernel=5, head=[128, 256, 64], head_kernel=5,
-                  log_input=False, out_activation="none"),
-    "compact": dict(hidden=24, layers=1, kernel=3, encoder=16, decoder=16, skip=8,
-                    log_input=True, out_activation="sigmoid", mean_input=False, mean_scale=51.0,
-                    local_mean=0),
-}
+from .modelmeta import ARCHITECTURES  # each architecture's hyper-parameters and defaults
+
 
 
 class ConvLSTMCell(nn.Module):

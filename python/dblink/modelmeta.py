@@ -13,7 +13,7 @@ field                     type and range                                        
 format_version            whole number >= 1 (newer than :data:`FORMAT_VERSION`: refused)  no (1)
 name                      text, 1-200 characters                                          no
 arch                      ``paper`` or ``compact``                                        no
-hparams                   object; keys of the arch (see ``dblink.model.ARCHITECTURES``)   no
+hparams                   object; keys of the arch (see :data:`ARCHITECTURES`)            no
 pixel_size_nm             number, 0 < p <= 1e5                                            yes
 frames_per_step           whole number, 1 ... 1e6                                         yes
 window                    whole number, 0 ... 10000                                       no (25)
@@ -30,9 +30,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import DBlinkError
+from .files import path_errors
 
 #: metadata format version written into every model file; readers refuse newer majors
 FORMAT_VERSION = 1
@@ -56,13 +60,19 @@ _HPARAMS = {
                 "log_input": ("bool",), "out_activation": ("choice", ("none", "sigmoid"))},
 }
 ARCHES = tuple(_HPARAMS)
+#: each architecture's hyper-parameters and their defaults (:mod:`dblink.model` builds the networks)
+ARCHITECTURES = {
+    "paper": dict(hidden=4, layers=2, kernel=5, head=[128, 256, 64], head_kernel=5,
+                  log_input=False, out_activation="none"),
+    "compact": dict(hidden=24, layers=1, kernel=3, encoder=16, decoder=16, skip=8,
+                    log_input=True, out_activation="sigmoid", mean_input=False, mean_scale=51.0,
+                    local_mean=0),
+}
 
 
 def _spec(arch: str) -> dict:
     """The hyper-parameters ``arch`` takes: the ranges above, and for keys added to
-    ``dblink.model.ARCHITECTURES`` later, a check by the type of their default value."""
-    from .model import ARCHITECTURES
-
+    :data:`ARCHITECTURES` later, a check by the type of their default value."""
     spec = dict(_HPARAMS[arch])
     for key, default in ARCHITECTURES.get(arch, {}).items():
         if key in spec:
@@ -343,3 +353,90 @@ def probe(module: Any, where: str) -> None:
         if not y.is_floating_point() or not bool(torch.isfinite(y).all()):
             raise DBlinkError(f"{where}: not a dblink network: {call} returned "
                               f"{'non-finite values' if y.is_floating_point() else y.dtype}")
+
+
+def models_dirs() -> list[Path]:
+    """Where bundled models are looked up: $DBLINK_MODELS (os.pathsep-separated), then the
+    repository's ``models/`` folder."""
+    dirs = [Path(p) for p in os.environ.get("DBLINK_MODELS", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    return dirs
+
+
+@dataclass
+class LoadedModel:
+    """A TorchScript network with its metadata (``module`` is None for a header read without
+    PyTorch, :func:`read_header`; :func:`dblink.export.load_model` loads the network)."""
+
+    module: Any  # torch.jit.ScriptModule
+    meta: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.path.stem)
+
+    @property
+    def window(self) -> int:
+        return int(self.meta.get("window", 25))
+
+    @property
+    def pixel_size(self) -> float:
+        return float(self.meta["pixel_size_nm"])
+
+    @property
+    def frames_per_step(self) -> int:
+        return int(self.meta["frames_per_step"])
+
+    @property
+    def normalize(self) -> bool:
+        """Whether outputs are unbounded and need per-frame normalization to [0, 1]."""
+        return self.meta.get("output", "probability") != "probability"
+
+
+@path_errors
+def resolve_model(name_or_path: str) -> Path:
+    """A model path from a path, or from a bundled name (``filaments`` → ``dblink-filaments.pt``)."""
+    p = Path(name_or_path)
+    if p.suffix == ".pt" or os.sep in name_or_path:
+        if not p.is_file():
+            raise DBlinkError(f"{p}: no such model file")
+        return p
+    for d in models_dirs():
+        for cand in (d / f"{name_or_path}.pt", d / f"dblink-{name_or_path}.pt"):
+            if cand.is_file():
+                return cand
+    known = ", ".join(sorted(m.stem for d in models_dirs() if d.is_dir() for m in d.glob("*.pt")))
+    raise DBlinkError(f"no model named {name_or_path!r} (bundled: {known or 'none'}); "
+                      f"give a path to a .pt file")
+
+
+def checked_meta(text: str | bytes, path: Path) -> dict:
+    """A model file's ``dblink.json`` parsed, validated and of a format this dblink reads."""
+    meta = parse(text, str(path))
+    if int(meta.get("format_version", 1)) > FORMAT_VERSION:
+        raise DBlinkError(f"{path}: made by a newer dblink (model format {meta['format_version']}, "
+                          f"this dblink reads up to {FORMAT_VERSION}); upgrade dblink")
+    return meta
+
+
+@path_errors
+def read_header(name_or_path: str | Path) -> LoadedModel:
+    """A model file's metadata (by path or bundled name) read from its zip without PyTorch, checked
+    as :func:`dblink.export.load_model` checks it; the network (``module``) is left unloaded, so
+    that a job's geometry and memory are checked in a fraction of a second, before the import."""
+    import zipfile
+
+    path = resolve_model(str(name_or_path))
+    check_zip(str(path))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist()
+                         if n.endswith("/extra/" + META_FILE) or n == "extra/" + META_FILE), None)
+            text = zf.read(name) if name is not None else b""
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise DBlinkError(f"{path}: not a TorchScript model file ({first})") from None
+    if not text:
+        raise DBlinkError(f"{path}: TorchScript file without dblink metadata ({META_FILE})")
+    return LoadedModel(module=None, meta=checked_meta(text, path), path=path)

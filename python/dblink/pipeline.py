@@ -32,6 +32,7 @@ from .progress import ProgressSpec
 from .render import Grid, RenderResult, StepRenderer, n_steps_for, render
 from .sinks import ArraySink, Layout, Sink, TiffSink
 from .formats import MapStack, read_input
+from .modelmeta import read_header
 from .tables import Localizations, read_localizations  # noqa: F401 (the API's table reader)
 from .tiling import DEFAULT_HALO, receptive_radius, sparse_tile, tile_align
 
@@ -250,11 +251,9 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     t_read = time.perf_counter()
     locs, o = _read(table, options, note, model)
     t_read = time.perf_counter() - t_read
-    t_load = time.perf_counter()  # PyTorch's import and the model: after the table is readable
-    from .export import load_model
-
-    lm = model if model is not None else load_model(o.model)
-    t_load = time.perf_counter() - t_load
+    # the model's metadata first (no PyTorch): the table's geometry is checked in a fraction of
+    # a second, before the import
+    lm = model if model is not None else read_header(o.model)
     px = o.pixel_size if o.pixel_size is not None else float(lm.pixel_size)
     if isinstance(locs, MapStack):
         px = locs.pixel_size  # the maps' own grid (TIFF calibration or --pixel-size)
@@ -264,6 +263,12 @@ def prepare(table: str | Path | Localizations, options: ReconstructOptions,
     grid = (Grid(*o.roi, px) if o.roi is not None else
             locs.grid() if isinstance(locs, MapStack) else Grid.around(locs, px))
     T = _count_steps(locs, o, S)
+    t_load = time.perf_counter()  # PyTorch's import and the network
+    if lm.module is None:
+        from .export import load_model
+
+        lm = load_model(lm.path)
+    t_load = time.perf_counter() - t_load
     plan, halo = _plan(locs, grid, lm, o, T, W, limit, held, note)
     params = _params(locs, lm, o, grid, S, W, T, plan, halo)
     return Job(locs, lm, o, grid, S, W, T, limit, plan, halo, tile_align(lm.meta.get("arch")),

@@ -395,9 +395,9 @@ class _ModelInfo:
 
 @functools.lru_cache(maxsize=8)
 def _model_info(model: str) -> _ModelInfo:
-    """What the proposal needs of a model (loaded once per process and name)."""
-    from .export import load_model
-    lm = load_model(model)
+    """What the proposal needs of a model: its metadata (read without PyTorch)."""
+    from .modelmeta import read_header
+    lm = read_header(model)
     return _ModelInfo(lm.name, int(lm.frames_per_step), int(lm.window), float(lm.pixel_size),
                       {"density_range_per_um2_per_frame": lm.meta.get("density_range_per_um2_per_frame")})
 
