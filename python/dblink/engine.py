@@ -360,16 +360,12 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     check_tta(tta)
     module = module.to(dev).eval()
     tiles = plan_tiles(H, W, tile, halo, align)
-    n_windows = -(-T // stride)
     # on a GPU every step (its windows then batch uniformly; exact mode is launch-bound there)
     every = confidence_every or (1 if dev.type == "cuda" else confidence_every_default(window, stride))
     if every < 1:
         raise DBlinkError(f"--confidence-every must be >= 1 step, got {every}")
-    if batch is None:  # from the middle window, the largest (found by a generator walk)
-        w0 = next(islice(iter_windows(T, window, stride, confidence, every), n_windows // 2, None))
-        t0_ = tiles[0]
-        batch = auto_batch(module, dev, w0.stop - w0.start, t0_.Y1 - t0_.Y0, t0_.X1 - t0_.X0,
-                           len(w0.keep) + len(w0.alt), precision)
+    if batch is None:
+        batch = _auto_batch(module, dev, T, window, stride, confidence, every, tiles[0], precision)
     if batch < 1:
         raise DBlinkError(f"--batch must be >= 1, got {batch}")
     batches = iter_batches(iter_windows(T, window, stride, confidence, every), batch)
@@ -377,36 +373,20 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
     chunk = default_chunk(H, W, window, stride, confidence) if chunk is None else max(1, int(chunk))
     t0 = time.perf_counter()
     if stats is not None:
-        stats.update(device=str(dev), batch=batch, n_windows=n_windows, n_tiles=len(tiles),
+        stats.update(device=str(dev), batch=batch, n_windows=-(-T // stride), n_tiles=len(tiles),
                      source_s=0.0, network_s=0.0, setup_s=t0 - t_setup)
     run = _Runner(module, dev, precision, tta)
     cropper = Crop(halo, align) if crop else None
     reader = _ChunkReader(source, H, W, dev)
-    out: dict[int, np.ndarray] = {}  # kept outputs not yet yielded
-    alts: dict[int, list[np.ndarray]] = {}  # the confidence samples' alternate estimates
-    samples = _Samples(T, every) if confidence else None
-    next_t = 0
+    outputs = _Outputs(T, every if confidence else None)
     with Progress(T, progress, desc="reconstruct") as bar:
         for group, last in _time_chunks(batches, chunk):
             a0 = min(w.start for bt in group for w in bt)
             x_chunk = reader(a0, max(w.stop for bt in group for w in bt))
-            est = _estimate(run, x_chunk, a0, group, tiles, (H, W), normalize, dev, bar, cropper)
-            for (t, kind), frame in est.items():
-                if kind == 0:
-                    out[t] = frame
-                else:
-                    alts.setdefault(t, []).append(frame)
+            outputs.add(_estimate(run, x_chunk, a0, group, tiles, (H, W), normalize, dev, bar,
+                                  cropper))
             # outputs whose alternates (from windows keeping t ± δ) are all in can go
-            final = T if last else max(w.keep[-1] for w in group[-1]) + 1 - delta
-            if samples is None:
-                while next_t < final:
-                    yield next_t, out.pop(next_t), None
-                    next_t += 1
-                continue
-            samples.measure(final, out, alts)
-            while next_t < final and samples.ready(next_t):
-                yield next_t, (y := out.pop(next_t)), samples.confidence(next_t, y.shape)
-                next_t += 1
+            yield from outputs.release(T if last else max(w.keep[-1] for w in group[-1]) + 1 - delta)
         if bar.done < T:
             bar.update(T - bar.done)
     if stats is not None:
@@ -415,6 +395,48 @@ def stream_infer(source: StepSource, shape: tuple[int, int, int], module: torch.
                      network_share=run.run_px / max(1, run.field_px))
         if run.max_batch is not None:
             stats["batch"] = run.max_batch
+
+
+def _auto_batch(module: torch.nn.Module, dev: torch.device, T: int, window: int, stride: int,
+                confidence: bool, every: int, tile, precision: str) -> int:
+    """:func:`auto_batch` for the movie's largest window, the middle one (found by a walk of the
+    window generator), on one tile."""
+    w0 = next(islice(iter_windows(T, window, stride, confidence, every), -(-T // stride) // 2, None))
+    return auto_batch(module, dev, w0.stop - w0.start, tile.Y1 - tile.Y0, tile.X1 - tile.X0,
+                      len(w0.keep) + len(w0.alt), precision)
+
+
+class _Outputs:
+    """The kept outputs and the confidence samples' alternate estimates as the chunks bring them,
+    released in step order once complete (with their confidence when ``every`` is given)."""
+
+    def __init__(self, T: int, every: int | None) -> None:
+        self.out: dict[int, np.ndarray] = {}  # kept outputs not yet released
+        self.alts: dict[int, list[np.ndarray]] = {}  # the samples' alternate estimates
+        self.samples = _Samples(T, every) if every is not None else None
+        self.next_t = 0
+
+    def add(self, est: dict) -> None:
+        """One chunk's estimates: ``{(t, 0): kept output, (t, 1): alternate, ...}``."""
+        for (t, kind), frame in est.items():
+            if kind == 0:
+                self.out[t] = frame
+            else:
+                self.alts.setdefault(t, []).append(frame)
+
+    def release(self, final: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """``(t, output, confidence or None)`` for the steps before ``final`` that are complete."""
+        if self.samples is None:
+            while self.next_t < final:
+                yield self.next_t, self.out.pop(self.next_t), None
+                self.next_t += 1
+            return
+        self.samples.measure(final, self.out, self.alts)
+        while self.next_t < final and self.samples.ready(self.next_t):
+            t = self.next_t
+            y = self.out.pop(t)
+            yield t, y, self.samples.confidence(t, y.shape)
+            self.next_t += 1
 
 
 class _Samples:
