@@ -47,9 +47,9 @@ MEASURED = {
     ("filaments", "ours"): +0.066,
     ("filaments", "paper"): -0.043,
     ("filaments", "camera"): +0.027,
-    ("mitochondria", "ours"): -0.001,
-    ("mitochondria", "paper"): -0.229,
-    ("mitochondria", "camera"): -0.028,
+    ("mitochondria", "ours"): -0.006,  # version 1: -0.001
+    ("mitochondria", "paper"): +0.011,  # version 1: -0.229
+    ("mitochondria", "camera"): +0.012,  # version 1: -0.028
 }
 
 
