@@ -6,6 +6,8 @@
 #   CONFIG defaults to models/configs/filaments-domains-ft-cpu.json (51-step clips = the inference
 #   window, motion balanced); models/configs/filaments-domains-cpu.json is the first candidate's.
 #   then: dblink export RUN_DIR/checkpoint.pt -o OUT.pt --name filaments
+# DEVICE=cuda runs the same recipe on a GPU (same clips, steps and seeds; the weights differ by
+# floating-point rounding, which grows over training, so the scores match only statistically).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/domains-cpu}
@@ -16,5 +18,5 @@ torch.set_num_threads(1)
 from dblink.train import load_config, train
 resume = os.path.exists('$RUN/checkpoint.pt')
 cfg = load_config(path='$CONFIG')
-print(train(cfg, '$RUN', resume=resume, device='cpu', progress='none'))
+print(train(cfg, '$RUN', resume=resume, device='${DEVICE:-cpu}', progress='none'))
 "
