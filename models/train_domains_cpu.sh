@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CPU recipe (issue 12): fine-tune the shipped filament model on mixed domains (ours, paper, camera)
-# with the mean-of-window input channel; one thread, nice'd, stops after the config's "steps"
+# CPU recipe (issue 12): fine-tune a model on mixed domains (ours, paper, camera) as the config says
+# (its "init": filaments or mitochondria; the mean input channels); one thread, nice'd, stops after "steps"
 # iterations; rerunning with the same RUN_DIR resumes from its checkpoint (written every val_every).
 # usage: bash models/train_domains_cpu.sh [RUN_DIR] [CONFIG]
 #   CONFIG defaults to models/configs/filaments-domains-ft-cpu.json (51-step clips = the inference
