@@ -159,6 +159,14 @@ def _shrunk(n: int, margin: int) -> tuple[int, np.ndarray]:
     return size, out
 
 
+def _empty_field(x: torch.Tensor, crop: Crop | None) -> tuple[tuple[int, np.ndarray], ...]:
+    """The rows and the columns (:func:`_shrunk`) of the field an empty window of ``x``'s shape is
+    answered on: two halos next to each edge with ``crop``, the whole field without."""
+    H, W = x.shape[2], x.shape[3]
+    margin = 2 * crop.halo if crop is not None else max(H, W)
+    return _shrunk(H, margin), _shrunk(W, margin)
+
+
 def _shape_key(x: torch.Tensor, pos: torch.Tensor) -> tuple:
     """Windows of one shape decoding the same positions get the same empty-window answer."""
     return tuple(x.shape[1:]), tuple(pos.tolist())
@@ -210,11 +218,8 @@ class _Runner:
         edges, so the middle repeats (exact where two halos cover the receptive radius)."""
         key = _shape_key(x, pos)
         if key not in self._empty:
-            T, H, W = x.shape[1:]
-            margin = 2 * crop.halo if crop is not None else max(H, W)
-            hs, rows = _shrunk(H, margin)
-            ws, cols = _shrunk(W, margin)
-            small = self(torch.zeros((1, T, hs, ws), dtype=x.dtype, device=x.device), pos)[0]
+            (hs, rows), (ws, cols) = _empty_field(x, crop)
+            small = self(torch.zeros((1, x.shape[1], hs, ws), dtype=x.dtype, device=x.device), pos)[0]
             self._empty[key] = small[:, rows[:, None], cols[None, :]]
             self.run_px += hs * ws
         return self._empty[key]
@@ -223,8 +228,8 @@ class _Runner:
         """Pixels :meth:`empty` would run for ``x`` (0 once computed)."""
         if _shape_key(x, pos) in self._empty:
             return 0
-        margin = 2 * crop.halo
-        return _shrunk(x.shape[2], margin)[0] * _shrunk(x.shape[3], margin)[0]
+        (hs, _), (ws, _) = _empty_field(x, crop)
+        return hs * ws
 
     def cropped(self, x: torch.Tensor, pos: torch.Tensor, crop: Crop | None) -> np.ndarray:
         """Windows ``x`` (B, T, H, W) that hold localizations, run on their bounding box grown by

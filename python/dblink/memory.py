@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import DBlinkError
+from .modelmeta import input_channels
 
 #: share of the available memory a reconstruction may use when no limit is given
 DEFAULT_MEMORY_SHARE = 0.5
@@ -186,7 +187,7 @@ def network_bytes(arch: str | None, hparams: dict, n_in: int, n_decoded: int, pi
     else:  # compact: full-resolution encoder and head, recurrence on a quarter of the pixels
         enc, dec, skip = (int(hparams.get(k, d)) for k, d in
                           (("encoder", 16), ("decoder", 16), ("skip", 8)))
-        c_in = 1 + bool(hparams.get("mean_input")) + (int(hparams.get("local_mean", 0)) > 0)
+        c_in = input_channels(hparams.get("mean_input", False), hparams.get("local_mean", 0))
         encoder = n * (c_in + 1 + 2 * enc)
         recurrence = n * (c_in + (enc + 5 * h) / 4)
         head = n * c_in + P * (2 * (dec + skip) + 2 * dec + h / 2)

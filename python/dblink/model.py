@@ -30,8 +30,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .modelmeta import ARCHITECTURES  # each architecture's hyper-parameters and defaults
-
+from .modelmeta import ARCHITECTURES, input_channels  # the schema: defaults, input channels
 
 
 class ConvLSTMCell(nn.Module):
@@ -172,11 +171,6 @@ class CompactNet(_BiConvLSTMNet):
         if self.sigmoid_out and not logits:
             y = torch.sigmoid(y)
         return y
-
-
-def input_channels(mean_input: bool, local_mean: int) -> int:
-    """Input channels of the compact network: the step's map, plus the window mean, plus the local mean."""
-    return 1 + int(bool(mean_input)) + int(local_mean > 0)
 
 
 def running_mean(x: Tensor, k: int) -> Tensor:

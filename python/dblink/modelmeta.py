@@ -70,6 +70,12 @@ ARCHITECTURES = {
 }
 
 
+def input_channels(mean_input: bool, local_mean: int) -> int:
+    """Input channels per step of the compact network: the step's map, plus the window mean
+    (``mean_input``), plus the local mean (``local_mean`` > 0)."""
+    return 1 + int(bool(mean_input)) + int(int(local_mean) > 0)
+
+
 def _spec(arch: str) -> dict:
     """The hyper-parameters ``arch`` takes: the ranges above, and for keys added to
     :data:`ARCHITECTURES` later, a check by the type of their default value."""
@@ -292,10 +298,24 @@ def _central_directory_size(path: str) -> int | None:
         return None
 
 
-def check_zip(path: str, where: str | None = None) -> None:
+#: what reading a broken zip can raise (besides zipfile.BadZipFile)
+_ZIP_ERRORS = (OSError, ValueError, EOFError, NotImplementedError)
+
+
+def _not_torchscript(where: str, exc: BaseException) -> DBlinkError:
+    first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+    return DBlinkError(f"{where}: not a TorchScript model file ({first})")
+
+
+def _is_meta(name: str) -> bool:
+    """Whether a zip entry is the model's ``dblink.json`` (``<archive>/extra/dblink.json``)."""
+    return name.endswith("/extra/" + META_FILE) or name == "extra/" + META_FILE
+
+
+def check_zip(path: str, where: str | None = None) -> str | None:
     """Look at a model file's zip directory before PyTorch reads it: it must be a zip archive whose
     ``dblink.json`` (if any) and total inflated size are bounded, so that a small file cannot make
-    the loader inflate gigabytes."""
+    the loader inflate gigabytes. Returns the name of the ``dblink.json`` entry (None: none)."""
     import zipfile
 
     where = where or path
@@ -306,19 +326,20 @@ def check_zip(path: str, where: str | None = None) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
-        raise DBlinkError(f"{where}: not a TorchScript model file ({first})") from None
-    total = 0
+    except (zipfile.BadZipFile, *_ZIP_ERRORS) as exc:
+        raise _not_torchscript(where, exc) from None
+    total, meta = 0, None
     for info in infos:
         total += info.file_size
-        if info.filename.endswith("/extra/" + META_FILE) or info.filename == "extra/" + META_FILE:
+        if _is_meta(info.filename):
+            meta = info.filename
             if info.file_size > MAX_META_BYTES:
                 raise DBlinkError(f"{where}: {META_FILE} would inflate to {info.file_size} bytes "
                                   f"(more than {MAX_META_BYTES // 2**20} MiB); not a dblink model file")
     if total > MAX_MODEL_BYTES:
         raise DBlinkError(f"{where}: the model file would inflate to {total / 2**30:.1f} GiB "
                           f"(more than {MAX_MODEL_BYTES // 2**30} GiB); not a dblink model file")
+    return meta
 
 
 def probe(module: Any, where: str) -> None:
@@ -428,15 +449,12 @@ def read_header(name_or_path: str | Path) -> LoadedModel:
     import zipfile
 
     path = resolve_model(str(name_or_path))
-    check_zip(str(path))
+    name = check_zip(str(path))
     try:
         with zipfile.ZipFile(path) as zf:
-            name = next((n for n in zf.namelist()
-                         if n.endswith("/extra/" + META_FILE) or n == "extra/" + META_FILE), None)
             text = zf.read(name) if name is not None else b""
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
-        raise DBlinkError(f"{path}: not a TorchScript model file ({first})") from None
+    except (zipfile.BadZipFile, *_ZIP_ERRORS) as exc:
+        raise _not_torchscript(str(path), exc) from None
     if not text:
         raise DBlinkError(f"{path}: TorchScript file without dblink metadata ({META_FILE})")
     return LoadedModel(module=None, meta=checked_meta(text, path), path=path)

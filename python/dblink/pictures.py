@@ -142,8 +142,8 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
 
 
 #: below this confidence a reconstruction should not be trusted without the summed localizations:
-#: there the paper's hallucination was 3–10× what it is above, on held-out movies of every
-#: simulator domain (README, "Confidence channel"; ``tools/confidence_check.py``)
+#: there the paper's hallucination was 4–5× what it is above on slow held-out movies of three
+#: simulator domains (filaments version 2; README, "Confidence channel"; ``tools/confidence_check.py``)
 CONFIDENCE_TRUST = 0.9
 
 
@@ -181,7 +181,7 @@ def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int =
     share = confidence_map(video, conf, cmap, scale)
     if say is not None:
         say(f"confidence: {100 * share:.1f} % of the structure lies below {CONFIDENCE_TRUST:g} "
-            f"(red in {cmap.name}), where hallucination was 3-10x higher on held-out movies; "
+            f"(red in {cmap.name}), where hallucination was 4-5x higher on slow held-out movies; "
             f"check those parts against the summed localizations")
     return [png, gif, cmap]
 
