@@ -1,6 +1,8 @@
 """The network and the model file: paper configuration, TorchScript round trip without dblink."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +187,67 @@ def test_macs_per_pixel_counts_the_paper_network_exactly():
     head = (8 * 128 + 128 * 256 + 256 * 64 + 64 * 1) * 25
     assert macs_per_pixel(build_model("paper")) == lstm + head == 1_266_400
     assert macs_per_pixel(build_model("compact", hidden=32)) < lstm + head / 30
+
+
+@pytest.mark.parametrize("arch", ["paper", "compact"])
+def test_cpu_fast_path_computes_the_same_function(arch):
+    """Issue 18: the CPU fast paths (tanh from sigmoid, channels-last encoder and head) change
+    fp32 rounding only; a scripted module switches them as a Python one does."""
+    from dblink.model import set_cpu_fast
+    torch.manual_seed(0)
+    hp = {"head": [8, 8, 8]} if arch == "paper" else {"mean_input": True, "local_mean": 2}
+    net = build_model(arch, **hp).eval()
+    x = torch.rand(2, 9, 20, 18) * (torch.rand(2, 9, 20, 18) < 0.2) * 3
+    for module in (net, torch.jit.script(net)):
+        set_cpu_fast(module, True)
+        fast = module(x, torch.tensor([2, 4]))
+        set_cpu_fast(module, False)
+        original = module(x, torch.tensor([2, 4]))
+        assert not torch.equal(fast, original)  # the fast path did run
+        torch.testing.assert_close(fast, original, rtol=0, atol=1e-6)
+
+
+def test_cell_without_the_fast_path_is_the_original_convlstm():
+    """With the fast path off a cell computes the original equations, bit for bit (the bench's
+    reference loop relies on it)."""
+    from dblink.model import ConvLSTMCell
+    torch.manual_seed(1)
+    cell = ConvLSTMCell(1, 4, 5)
+    cell.cpu_fast = False
+    x, h, c = torch.randn(2, 1, 12, 12), torch.randn(2, 4, 12, 12), torch.randn(2, 4, 12, 12)
+    i, f, o, g = torch.chunk(cell.conv(torch.cat([x, h], dim=1)), 4, dim=1)
+    c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h2 = torch.sigmoid(o) * torch.tanh(c2)
+    got_h, got_c = cell(x, h, c)
+    assert torch.equal(got_h, h2) and torch.equal(got_c, c2)
+
+
+def test_reverse_pass_equals_the_forward_pass_over_flipped_time():
+    from dblink.model import ConvLSTM
+    torch.manual_seed(2)
+    lstm = ConvLSTM(3, 4, 3, 2).eval()
+    x = torch.randn(2, 6, 3, 10, 10)
+    assert torch.equal(lstm(x, True), torch.flip(lstm(torch.flip(x, [1])), [1]))
+
+
+def test_shipped_models_carry_the_current_network_code():
+    """The bundled TorchScript files were scripted with the fast paths (tools/rescript_model.py);
+    a file scripted before them would run the slower code frozen in it."""
+    from dblink.export import list_models
+    models = list_models()
+    assert models
+    for m in models:
+        assert any(hasattr(sub, "cpu_fast") for sub in m.module.modules()), m.path.name
+
+
+def test_rescript_tool_keeps_weights_and_metadata(tmp_path, tiny_model_file):
+    out = tmp_path / "re.pt"
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "tools/rescript_model.py", str(tiny_model_file), str(out)],
+                       capture_output=True, text=True, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root / "python")})
+    assert r.returncode == 0, r.stderr
+    old, new = load_model(tiny_model_file), load_model(out)
+    assert new.meta == old.meta
+    for k, v in old.module.state_dict().items():
+        assert torch.equal(v, new.module.state_dict()[k])

@@ -29,7 +29,7 @@ import torch
 from .engine import _normalize_frames, check_precision, infer, pick_device
 from .errors import DBlinkError
 from .memory import peak_rss
-from .model import build_model, count_parameters, model_hparams
+from .model import build_model, count_parameters, model_hparams, set_cpu_fast
 
 
 def reference_loop(video: np.ndarray, module: torch.nn.Module, window: int,
@@ -90,8 +90,7 @@ def run_bench(arch: str = "paper", size: int = 128, steps: int = 60, window: int
     dev = pick_device(device)
     net = build_model(arch, **({"hidden": hidden} if hidden else {})).eval().to(dev)
     scripted = torch.jit.script(net)
-    if hasattr(net, "channels_last_head"):  # the reference runs as the original: default layout
-        net.channels_last_head = False
+    set_cpu_fast(net, False)  # the reference runs as the original code did
     video = synthetic_video(steps, size, seed)
     rows = []
     # the reference on a few steps spread over the movie (edge windows too), per output frame
