@@ -21,7 +21,11 @@ Two architectures share the ConvLSTM cell:
   (truncated at the window's ends), as ``log1p((2k + 1) · mean)``: what the short sum knows, for
   movies too fast for the window-wide mean.
 
-Both are scriptable with ``torch.jit.script`` and need nothing from dblink once exported.
+Both are scriptable with ``torch.jit.script`` and need nothing from dblink once exported. On CPUs
+they take fast paths that compute the same function within fp32 rounding (tanh as 2·sigmoid(2x) − 1,
+channels-last convolutions where oneDNN is faster; issue 18); :func:`set_cpu_fast` turns them off,
+which gives the original code's arithmetic bit for bit. The code is frozen in a model file when it
+is scripted: ``tools/rescript_model.py`` brings an older file up to date (same weights).
 """
 from __future__ import annotations
 
