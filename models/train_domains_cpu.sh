@@ -5,6 +5,8 @@
 # usage: bash models/train_domains_cpu.sh [RUN_DIR] [CONFIG]
 #   CONFIG defaults to models/configs/filaments-domains-ft-cpu.json (51-step clips = the inference
 #   window, motion balanced); models/configs/filaments-domains-cpu.json is the first candidate's.
+#   The shipped filaments model (version 3) is stages ft-cpu -> ft2-cpu -> ft6-cpu run in turn
+#   (each config's "init" names the model it starts from; see models/dblink-filaments.md).
 #   then: dblink export RUN_DIR/checkpoint.pt -o OUT.pt --name filaments
 # DEVICE=cuda runs the same recipe on a GPU (same clips, steps and seeds; the weights differ by
 # floating-point rounding, which grows over training, so the scores match only statistically).

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Re-script a dblink model file with the current network code, same weights and metadata.
 
-usage: PYTHONPATH=python python tools/rescript_model.py MODEL.pt [OUT.pt]   (OUT defaults to MODEL)
+usage: PYTHONPATH=python python tools/rescript_model.py MODEL.pt [OUT.pt] [--name NAME]
+  (OUT defaults to MODEL; --name renames the model in its metadata, e.g. an older version kept
+  bundled beside its successor as filaments-v2)
 
 A model file is TorchScript: the network's code is frozen in it when it is exported. Changes to
 ``dblink/model.py`` that compute the same function faster (the CPU fast paths of issue 18) reach
@@ -18,7 +20,11 @@ from dblink.model import build_model
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 2):
+    name = None
+    if "--name" in argv:
+        i = argv.index("--name")
+        name, argv = argv[i + 1] if i + 1 < len(argv) else "", argv[:i] + argv[i + 2:]
+    if len(argv) not in (1, 2) or name == "":
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     src, out = argv[0], argv[-1]
@@ -34,7 +40,7 @@ def main(argv: list[str]) -> int:
     if diff > 1e-5:
         print("not written: the current code computes a different function", file=sys.stderr)
         return 1
-    save_model(net, out, old.meta)
+    save_model(net, out, {**old.meta, "name": name} if name else old.meta)
     print(f"wrote {out}")
     return 0
 
