@@ -143,7 +143,7 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
 
 #: below this confidence a reconstruction should not be trusted without the summed localizations:
 #: there the paper's hallucination was 4–5× what it is above on slow held-out movies of three
-#: simulator domains (filaments version 2; README, "Confidence channel"; ``tools/confidence_check.py``)
+#: simulator domains (filaments versions 2 and 3; README, "Confidence channel"; ``tools/confidence_check.py``)
 CONFIDENCE_TRUST = 0.9
 
 
