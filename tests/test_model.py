@@ -251,3 +251,13 @@ def test_rescript_tool_keeps_weights_and_metadata(tmp_path, tiny_model_file):
     assert new.meta == old.meta
     for k, v in old.module.state_dict().items():
         assert torch.equal(v, new.module.state_dict()[k])
+
+
+def test_fast_tanh_only_in_float32():
+    """2·sigmoid(2x) − 1 matches tanh to fp32 rounding; 16-bit inputs (``--precision bf16``) keep
+    tanh, where that form would lose the small values' precision."""
+    from dblink.model import _tanh
+    x = torch.linspace(-4, 4, 257)
+    torch.testing.assert_close(_tanh(x, True), torch.tanh(x), rtol=0, atol=3e-7)
+    xb = x.to(torch.bfloat16)
+    assert torch.equal(_tanh(xb, True), torch.tanh(xb))

@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from dblink.errors import DBlinkError
 from dblink.export import load_model, save_model
 from dblink.model import build_model
 
@@ -28,7 +29,11 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     src, out = argv[0], argv[-1]
-    old = load_model(src)
+    try:
+        old = load_model(src)
+    except DBlinkError as exc:
+        print(f"rescript_model: {exc}", file=sys.stderr)
+        return 1
     net = build_model(old.meta["arch"], **old.meta.get("hparams", {})).eval()
     net.load_state_dict(old.module.state_dict())
     torch.manual_seed(0)

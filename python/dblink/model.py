@@ -38,9 +38,10 @@ from .modelmeta import ARCHITECTURES, input_channels  # the schema: defaults, in
 
 
 def _tanh(x: Tensor, fast: bool) -> Tensor:
-    """tanh; with ``fast`` as 2·sigmoid(2x) − 1 (the same function within fp32 rounding, ~1e-7;
-    PyTorch's CPU tanh is ~6× slower than its sigmoid)."""
-    if fast:
+    """tanh; with ``fast``, for float32, as 2·sigmoid(2x) − 1 (the same function within fp32
+    rounding, ~1e-7; PyTorch's CPU tanh is ~6× slower than its sigmoid). In 16-bit formats (under
+    ``--precision bf16``) that form loses the small values' precision, so tanh is kept there."""
+    if fast and x.dtype == torch.float32:
         return torch.sigmoid(2 * x) * 2 - 1
     return torch.tanh(x)
 
