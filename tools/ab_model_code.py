@@ -29,7 +29,8 @@ def old_module(rev: str) -> types.ModuleType:
     src = subprocess.run(["git", "show", f"{rev}:python/dblink/model.py"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     src = src.replace("from .modelmeta", "from dblink.modelmeta")
-    path = Path(tempfile.mkdtemp()) / "model_at_rev.py"
+    # a real file: torch.jit.script reads the classes' source back through inspect
+    path = Path(tempfile.mkdtemp(prefix="dblink-ab-")) / "model_at_rev.py"
     path.write_text(src)
     mod = types.ModuleType("model_at_rev")
     mod.__file__ = str(path)
