@@ -287,3 +287,18 @@ def test_compare_domains_pairs_movies_and_calls_noise():
     assert out["s1"]["verdict"] == "better" and abs(out["s1"]["diff"] - 0.04) < 1e-9
     assert out["s2"]["verdict"] == "worse"
     assert out["s3"]["verdict"] == "within noise"     # signs disagree
+
+
+def test_selection_movies_differ_from_the_reported_ones(tmp_path, monkeypatch):
+    """``first`` picks other seeds (the movies candidates are chosen on, never the reported ones);
+    the default stays the reported movies."""
+    from dblink import evaluate
+
+    monkeypatch.setitem(evaluate.DOMAIN_SETS, "paper-filaments-slow",
+                        replace(evaluate.DOMAIN_SETS["paper-filaments-slow"], height_px=24,
+                                width_px=24, n_steps=6))
+    read = (lambda f: (f / "locs.csv").read_text())
+    a = evaluate.make_domain_set("paper-filaments-slow", tmp_path / "a", 1)
+    b = evaluate.make_domain_set("paper-filaments-slow", tmp_path / "b", 1, first=100)
+    c = evaluate.make_domain_set("paper-filaments-slow", tmp_path / "c", 1, first=200)
+    assert read(a[0]) == read(b[0]) != read(c[0])

@@ -120,3 +120,26 @@ def test_init_starts_from_a_model_file(tmp_path):
         torch.testing.assert_close(ck["model"][k], v)
     # a checkpoint works as a source too (its best weights)
     assert initial_weights(str(tmp_path / "run" / "checkpoint.pt")).keys() == sd.keys()
+
+
+def test_soft_f1_is_the_evaluated_f1_made_differentiable():
+    """soft_f1 tends to metrics.scores' F1 (±1 px, paper binarization) as its step sharpens, and
+    the f1 loss term moves the output towards it."""
+    from dblink.metrics import binarize_paper, scores
+    from dblink.train import soft_f1
+
+    torch.manual_seed(0)
+    gt = (torch.rand(2, 5, 32, 32) < 0.1).float()
+    y = torch.rand(2, 5, 32, 32) * 0.5 + gt * 0.4
+    hard = scores(binarize_paper(y.reshape(-1, 32, 32).numpy()), gt.reshape(-1, 32, 32).numpy())["f1"]
+    assert abs(float(soft_f1(y, gt, tau=1e-3)) - hard) < 2e-3
+    assert abs(float(soft_f1(y, gt)) - hard) < 0.02
+    logits = torch.logit(y.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+    cfg = dict(pos_weight=1.0, temporal=0.0, tv=0.0)
+    base, _ = loss_terms(logits, gt, **cfg)
+    total, parts = loss_terms(logits, gt, **cfg, f1=1.0)
+    assert abs(float((total - base).detach()) - (1 - parts["soft_f1"])) < 1e-5
+    total.backward()
+    with torch.no_grad():
+        better = soft_f1(torch.sigmoid(logits - 0.5 * logits.grad / logits.grad.abs().max()), gt)
+    assert float(better) > parts["soft_f1"]

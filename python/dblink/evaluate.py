@@ -234,21 +234,25 @@ def domains_report(model: LoadedModel, domain: str | None = None, n: int = 2, **
     return format_domain_table(rows), rows
 
 
-def make_domain_set(name: str, folder: str | Path, n: int = 2) -> list[Path]:
-    """Simulate ``n`` movies of the domain set ``name`` (evaluation seeds) into ``folder``."""
+def make_domain_set(name: str, folder: str | Path, n: int = 2, first: int = 100) -> list[Path]:
+    """Simulate ``n`` movies of the domain set ``name`` (evaluation seeds) into ``folder``;
+    ``first`` is the first movie's index (the reported tables use 100 on; another range, e.g.
+    200 on, gives movies for choosing between candidates that the reported tables never saw)."""
     if name not in DOMAIN_SETS:
         raise DBlinkError(f"unknown domain set {name!r} (choose from {', '.join(DOMAIN_SETS)})")
-    return [write_sim(simulate_movie(DOMAIN_SETS[name], [EVAL_SEED, 100 + i]),
+    return [write_sim(simulate_movie(DOMAIN_SETS[name], [EVAL_SEED, first + i]),
                       Path(folder) / f"{name}-{i:02d}") for i in range(n)]
 
 
 def evaluate_domains(model: LoadedModel, names: list[str], folder: str | Path, n: int = 2,
-                     **options) -> list[dict]:
+                     first: int = 100, **options) -> list[dict]:
     """One row per domain set: the model's and the best classical baseline's mean scores over
-    ``n`` movies (``options`` as :func:`evaluate_folder` takes them)."""
+    ``n`` movies from index ``first`` (:func:`make_domain_set`; ``options`` as
+    :func:`evaluate_folder` takes them)."""
     rows = []
     for name in names:
-        per = [evaluate_folder(f, model, **options) for f in make_domain_set(name, folder, n)]
+        per = [evaluate_folder(f, model, **options)
+               for f in make_domain_set(name, folder, n, first)]
         mean = (lambda who, k: float(np.mean([r[who][k] for r in per])))
         rows.append({
             "set": name, "n": n,

@@ -137,13 +137,33 @@ class SimulatedClips(Dataset):
         return torch.from_numpy(sim.render()), torch.from_numpy(sim.gt)
 
 
+def soft_f1(y: torch.Tensor, gt: torch.Tensor, level: float = 100.0 / 255.0,
+            tau: float = 0.05) -> torch.Tensor:
+    """A differentiable F1 (±1 px) at the paper's binarization of (B, T, H, W) outputs ``y``: each
+    frame min-max scaled to [0, 1] as :func:`~.metrics.binarize_paper` does, the step at ``level``
+    softened to a sigmoid of width ``tau``, the 8-neighbourhood dilation a 3×3 max-pool; pooled
+    over all frames as :func:`~.metrics.scores` pools them."""
+    import torch.nn.functional as F
+
+    lo = y.amin(dim=(-2, -1), keepdim=True)
+    hi = y.amax(dim=(-2, -1), keepdim=True)
+    s = torch.sigmoid(((y - lo) / (hi - lo + 1e-6) - level) / tau)
+    dil = (lambda v: F.max_pool2d(v.reshape(-1, 1, *v.shape[-2:]), 3, 1, 1).reshape(v.shape))
+    eps = 1e-6
+    precision = (s * dil(gt)).sum() / (s.sum() + eps)
+    recall = (gt * dil(s)).sum() / (gt.sum() + eps)
+    return 2 * precision * recall / (precision + recall + eps)
+
+
 def loss_terms(logits: torch.Tensor, gt: torch.Tensor, pos_weight: float, temporal: float,
-               tv: float, bce: float = 0.0) -> tuple[torch.Tensor, dict]:
+               tv: float, bce: float = 0.0, f1: float = 0.0) -> tuple[torch.Tensor, dict]:
     """The training loss on (B, T, H, W) logits; returns (total, parts).
 
     MSE on the sigmoid output (structure pixels weighted by ``pos_weight``), plus ``bce`` times the
     binary cross-entropy on the logits (its gradient does not vanish when the sigmoid saturates, so
-    training cannot get stuck predicting empty frames), plus the temporal and TV terms.
+    training cannot get stuck predicting empty frames), plus the temporal and TV terms, plus ``f1``
+    times 1 − :func:`soft_f1` (what the evaluation scores: F1 at the paper's per-frame min-max
+    binarization, which an output's brightest spots and faint haze move).
     """
     logits = logits.float()
     y = torch.sigmoid(logits)
@@ -157,6 +177,10 @@ def loss_terms(logits: torch.Tensor, gt: torch.Tensor, pos_weight: float, tempor
         b = torch.nn.functional.binary_cross_entropy_with_logits(logits, gt, weight=w)
         total = total + bce * b
         parts["bce"] = float(b.detach())
+    if f1:
+        sf = soft_f1(y, gt)
+        total = total + f1 * (1.0 - sf)
+        parts["soft_f1"] = float(sf.detach())
     return total, parts
 
 
