@@ -14,7 +14,6 @@ the first model's). Weights default to equal; they are normalised to sum to 1.
 import hashlib
 import sys
 
-
 from dblink.errors import DBlinkError
 from dblink.export import load_model, resolve_model, save_model
 from dblink.model import build_model
