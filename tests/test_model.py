@@ -261,3 +261,36 @@ def test_fast_tanh_only_in_float32():
     torch.testing.assert_close(_tanh(x, True), torch.tanh(x), rtol=0, atol=3e-7)
     xb = x.to(torch.bfloat16)
     assert torch.equal(_tanh(xb, True), torch.tanh(xb))
+
+
+def _tool(args, root):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root / "python")})
+
+
+def test_widen_tool_keeps_the_function_and_soup_tool_averages(tmp_path, tiny_model_file):
+    """tools/widen_model.py adds hidden channels without changing the output (a start for
+    fine-tuning with more capacity); tools/soup_models.py averages weights and records its parts."""
+    root = Path(__file__).resolve().parents[1]
+    wide = tmp_path / "wide.pt"
+    r = _tool(["tools/widen_model.py", str(tiny_model_file), str(wide), "7"], root)
+    assert r.returncode == 0, r.stderr
+    old, new = load_model(tiny_model_file), load_model(wide)
+    assert new.meta["hparams"]["hidden"] == 7 and old.meta["hparams"]["hidden"] == 4
+    torch.manual_seed(1)
+    x = torch.rand(1, 7, 24, 24) * (torch.rand(1, 7, 24, 24) < 0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(new.module(x), old.module(x), rtol=0, atol=1e-6)
+    assert _tool(["tools/widen_model.py", str(tiny_model_file), str(tmp_path / "n.pt"), "3"],
+                 root).returncode == 1  # narrower: one line, no file
+    assert not (tmp_path / "n.pt").exists()
+
+    soup = tmp_path / "soup.pt"
+    r = _tool(["tools/soup_models.py", str(soup), str(tiny_model_file), str(tiny_model_file)], root)
+    assert r.returncode == 0, r.stderr
+    s = load_model(soup)
+    assert [p["weight"] for p in s.meta["soup"]] == [0.5, 0.5]
+    for k, v in old.module.state_dict().items():
+        torch.testing.assert_close(s.module.state_dict()[k], v)
+    r = _tool(["tools/soup_models.py", str(tmp_path / "bad.pt"), str(tiny_model_file), str(wide)], root)
+    assert r.returncode == 1 and "another architecture" in r.stderr and "Traceback" not in r.stderr
