@@ -1,7 +1,8 @@
 """Training on simulated movies generated on the fly.
 
 Loss = MSE (structure pixels weighted by ``pos_weight``) + ``temporal`` · mean|y_t − y_{t−1}|
-+ ``tv`` · total variation; Adam (betas 0.99, 0.999), ReduceLROnPlateau (patience 3) on the
++ ``tv`` · total variation (+ ``bce`` · cross-entropy, + ``f1`` · (1 − :func:`soft_f1`) when the
+config's ``loss`` names them); Adam (betas 0.99, 0.999), ReduceLROnPlateau (patience 3) on the
 validation loss. Every sample is simulated from the seed ``[seed, 0, index]`` and validation clips
 from ``[seed, 1, index]``, so a run is reproducible and resumable and validation never sees a
 training movie (``dblink evaluate`` uses ``[seed, 2, index]``).
