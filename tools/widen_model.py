@@ -61,6 +61,8 @@ def main(argv: list[str]) -> int:
         h = int(hp.get("hidden", 24))
         if H <= h:
             raise DBlinkError(f"HIDDEN must exceed the model's {h}")
+        if int(hp.get("layers", 1)) != 1:  # a second layer's input is the first's hidden state
+            raise DBlinkError(f"{src}: only one ConvLSTM layer per direction is widened")
     except DBlinkError as exc:
         print(f"widen_model: {exc}", file=sys.stderr)
         return 1
