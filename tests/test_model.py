@@ -240,12 +240,16 @@ def test_shipped_models_carry_the_current_network_code():
         assert any(hasattr(sub, "cpu_fast") for sub in m.module.modules()), m.path.name
 
 
+def _tool(args, root):
+    """A development tool (tools/*.py) run as a script from the repository root."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root / "python")})
+
+
 def test_rescript_tool_keeps_weights_and_metadata(tmp_path, tiny_model_file):
     out = tmp_path / "re.pt"
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "tools/rescript_model.py", str(tiny_model_file), str(out)],
-                       capture_output=True, text=True, cwd=root,
-                       env={**os.environ, "PYTHONPATH": str(root / "python")})
+    r = _tool(["tools/rescript_model.py", str(tiny_model_file), str(out)], root)
     assert r.returncode == 0, r.stderr
     old, new = load_model(tiny_model_file), load_model(out)
     assert new.meta == old.meta
@@ -261,11 +265,6 @@ def test_fast_tanh_only_in_float32():
     torch.testing.assert_close(_tanh(x, True), torch.tanh(x), rtol=0, atol=3e-7)
     xb = x.to(torch.bfloat16)
     assert torch.equal(_tanh(xb, True), torch.tanh(xb))
-
-
-def _tool(args, root):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root,
-                          env={**os.environ, "PYTHONPATH": str(root / "python")})
 
 
 def test_widen_tool_keeps_the_function_and_soup_tool_averages(tmp_path, tiny_model_file):

@@ -13,18 +13,16 @@ rounding, ~1e-7) and refuses to write when it exceeds 1e-5.
 """
 import sys
 
-import torch
-
+from _modeltools import SAME_FUNCTION, eager, output_difference, take
 from dblink.errors import DBlinkError
 from dblink.export import load_model, save_model
-from dblink.model import build_model
 
 
 def main(argv: list[str]) -> int:
-    name = None
-    if "--name" in argv:
-        i = argv.index("--name")
-        name, argv = argv[i + 1] if i + 1 < len(argv) else "", argv[:i] + argv[i + 2:]
+    try:
+        name, argv = take(argv, "--name")
+    except DBlinkError:
+        name = ""
     if len(argv) not in (1, 2) or name == "":
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
@@ -34,15 +32,10 @@ def main(argv: list[str]) -> int:
     except DBlinkError as exc:
         print(f"rescript_model: {exc}", file=sys.stderr)
         return 1
-    net = build_model(old.meta["arch"], **old.meta.get("hparams", {})).eval()
-    net.load_state_dict(old.module.state_dict())
-    torch.manual_seed(0)
-    x = torch.rand(2, 2 * int(old.meta.get("window", 25)) + 1, 48, 48)
-    x = x * (torch.rand_like(x) < 0.03)
-    with torch.no_grad():
-        diff = float((old.module(x) - net(x)).abs().max())  # save_model scripts it below
+    net = eager(old)  # save_model scripts it below
+    diff = output_difference(old.module, net, old.meta.get("window", 25))
     print(f"{src}: largest output difference {diff:.1e}")
-    if diff > 1e-5:
+    if diff > SAME_FUNCTION:
         print("not written: the current code computes a different function", file=sys.stderr)
         return 1
     save_model(net, out, {**old.meta, "name": name} if name else old.meta)

@@ -14,6 +14,7 @@ the first model's). Weights default to equal; they are normalised to sum to 1.
 import hashlib
 import sys
 
+from _modeltools import take
 from dblink.errors import DBlinkError
 from dblink.export import load_model, resolve_model, save_model
 from dblink.model import build_model
@@ -27,19 +28,10 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
-def _take(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    if flag not in argv:
-        return None, argv
-    i = argv.index(flag)
-    if i + 1 >= len(argv):
-        raise DBlinkError(f"{flag} needs a value")
-    return argv[i + 1], argv[:i] + argv[i + 2:]
-
-
 def main(argv: list[str]) -> int:
     try:
-        weights, argv = _take(argv, "--weights")
-        name, argv = _take(argv, "--name")
+        weights, argv = take(argv, "--weights")
+        name, argv = take(argv, "--name")
         if len(argv) < 3:
             print(__doc__.strip().splitlines()[3], file=sys.stderr)
             return 2

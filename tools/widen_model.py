@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from _modeltools import SAME_FUNCTION, eager, output_difference, take
 from dblink.errors import DBlinkError
 from dblink.export import load_model, save_model
 from dblink.model import build_model
@@ -45,10 +46,12 @@ def widen(old_sd: dict, new_sd: dict, h: int, H: int, gen: torch.Generator) -> d
 
 
 def main(argv: list[str]) -> int:
-    seed = 0
-    if "--seed" in argv:
-        i = argv.index("--seed")
-        seed, argv = int(argv[i + 1]), argv[:i] + argv[i + 2:]
+    try:
+        seed, argv = take(argv, "--seed")
+        seed = int(seed or 0)
+    except (DBlinkError, ValueError) as exc:
+        print(f"widen_model: {exc}", file=sys.stderr)
+        return 2
     if len(argv) != 3:
         print(__doc__.strip().splitlines()[3], file=sys.stderr)
         return 2
@@ -66,25 +69,19 @@ def main(argv: list[str]) -> int:
     except DBlinkError as exc:
         print(f"widen_model: {exc}", file=sys.stderr)
         return 1
-    ref = build_model("compact", **hp).eval()
-    ref.load_state_dict(old.module.state_dict())
+    ref = eager(old)
     hp["hidden"] = H
     net = build_model("compact", **hp).eval()
     gen = torch.Generator().manual_seed(seed)
     net.load_state_dict(widen(ref.state_dict(), net.state_dict(), h, H, gen))
-    torch.manual_seed(0)
-    x = torch.rand(2, 2 * int(old.meta.get("window", 25)) + 1, 48, 48)
-    x = x * (torch.rand_like(x) < 0.03)
-    with torch.no_grad():
-        diff = float((ref(x) - net(x)).abs().max())
+    diff = output_difference(ref, net, old.meta.get("window", 25))
     print(f"{src}: hidden {h} -> {H}, largest output difference {diff:.1e}")
-    if diff > 1e-5:
+    if diff > SAME_FUNCTION:
         print("not written: the widened network computes another function", file=sys.stderr)
         return 1
     save_model(net, out, {**old.meta, "hparams": hp})
     print(f"wrote {out}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
