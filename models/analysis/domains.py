@@ -22,8 +22,12 @@ argv = sys.argv
 first = 100
 if "--first" in argv:
     i = argv.index("--first")
+    if i + 1 >= len(argv) or not argv[i + 1].isdigit():
+        sys.exit("domains.py: --first needs a movie index (100: the reported tables, 200: selection)")
     first, argv = int(argv[i + 1]), argv[:i] + argv[i + 2:]
 sys.argv = argv
+if len(argv) < 5:
+    sys.exit(__doc__.strip().splitlines()[3])
 model = load_model(sys.argv[1])
 n, stride, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 names = sys.argv[5].split(",") if len(sys.argv) > 5 else domain_sets_for(model.meta.get("sample", "filaments"))
