@@ -32,3 +32,18 @@ def test_torch_range_admits_the_pinned_cpu_build():
     torch_req = next(r for r in py["dependencies"] if _name(r) == "torch")
     assert ">=" in torch_req and "<2.14" in torch_req  # 2.13.0 satisfies it; no open-ended pull
     assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_package_data_covers_the_data_files_dblink_reads():
+    """Data files inside the package (presets, the suggestion library) ship with a wheel only when
+    a package-data pattern names them."""
+    import fnmatch
+
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = py["tool"]["setuptools"]["package-data"]["dblink"]
+    pkg = ROOT / "python" / "dblink"
+    data = [p.relative_to(pkg).as_posix() for p in pkg.rglob("*")
+            if p.is_file() and p.suffix in (".json", ".csv", ".txt") and "__pycache__" not in p.parts]
+    assert "suggest_library.json" in data
+    missing = [d for d in data if not any(fnmatch.fnmatch(d, pat) for pat in patterns)]
+    assert not missing, missing

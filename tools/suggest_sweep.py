@@ -10,6 +10,7 @@ table alone, and the F1 of its settings is compared with the best of the grid.
     .venv/bin/python tools/suggest_sweep.py --seed 19 --lean -o s19.json   # ~3 min on one core
     .venv/bin/python tools/suggest_sweep.py --table suggest_sweep.json     # the table again
     .venv/bin/python tools/suggest_sweep.py --motion-check                 # motion vs truth, ~1 min
+    .venv/bin/python tools/suggest_sweep.py --library python/dblink/suggest_library.json s23.json ...
 
 Rerunning on an existing file scores only the grid points it lacks and proposes again (so a
 changed rule is judged against the stored grid in seconds); ``--grid-only`` leaves the proposal out
@@ -105,7 +106,11 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
                 row["grid"][key] = score(sim, models[m], S, W)
                 out.write_text(json.dumps(results, indent=1))
         row["localizations"] = len(sim.locs)
+        row["seed"] = seed
         if grid_only:
+            from dblink.suggest import measure
+            row["measures"] = measure(sim.locs).to_dict()
+            out.write_text(json.dumps(results, indent=1))
             print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
             continue
         from dblink.suggest import suggest
@@ -144,6 +149,37 @@ def table(results: dict) -> str:
     lines.append(f"\nlargest gap {max(gaps):.3f}; suggestion within 0.01 of the best in "
                  f"{sum(g <= 0.01 for g in gaps)} of {len(gaps)} movies")
     return "\n".join(lines)
+
+
+def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
+    """``--library``: the movies of sweep files (their measures and grid F1) as the library that
+    :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
+    library is used only with those model files)."""
+    from dblink.modelmeta import resolve_model
+    from dblink.suggest import file_sha256, measure
+
+    movies = []
+    for f in files:
+        for name, row in json.loads(Path(f).read_text()).items():
+            if "seed" not in row:
+                raise SystemExit(f"{f}: {name} has no seed; run this script's grid on it again")
+            m = row.get("measures") or measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
+            tau = m["motion_frames"]
+            movies.append({"movie": name, "seed": row["seed"], "localizations": m["localizations"],
+                           "density_structure": round(m["density_structure"], 4),
+                           "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
+                           "filled_share": round(m["filled_share"], 4),
+                           "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items()}})
+    lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
+                    "each setting; dblink suggest proposes what did best on the movies most like "
+                    "the table (README: Parameters from the data)",
+           "made_with": "tools/suggest_sweep.py --library OUT " + " ".join(str(f) for f in files),
+           "movie": {"size_px": size, "pixel_nm": 40.0, "frames": frames, "stride": STRIDE,
+                     "truth_every_frames": FINE},
+           "models": {mname: file_sha256(resolve_model(mname)) for mname in MODELS},
+           "movies": movies}
+    out.write_text(json.dumps(lib, indent=None, separators=(",", ":")) + "\n")
+    return f"{out}: {len(movies)} movies from {len(files)} sweep files"
 
 
 def true_half_life(gt: np.ndarray, fine: int = FINE) -> float:
@@ -208,7 +244,15 @@ def main() -> int:
                         "scenarios of these seeds (no reconstruction) and exit")
     p.add_argument("--lean", action="store_true",
                    help="each sample's own model's grid only (the other model at S=10, W=25)")
+    p.add_argument("--library", metavar="OUT.json", help="write the movies of the sweep files given "
+                   "after it (their measures and grid F1) as dblink suggest's library, and exit")
+    p.add_argument("files", nargs="*", help="sweep files (with --library)")
     a = p.parse_args()
+    if a.library:
+        if not a.files:
+            p.error("--library OUT.json needs sweep files")
+        print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames))
+        return 0
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))
         return 0

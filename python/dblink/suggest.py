@@ -55,8 +55,11 @@ checked against a grid sweep (``tools/suggest_sweep.py``; the README has the tab
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -129,10 +132,11 @@ class Suggestion:
         if m.speed_nm_per_frame is None:
             lines.append("  motion       not measurable (too few frames)")
         else:
-            tau = "longer than the movie" if m.motion_frames is None or not math.isfinite(
-                m.motion_frames) else f"{m.motion_frames:.0f} raw frames"
+            still = m.motion_frames is None or not math.isfinite(m.motion_frames)
+            tau = ("does not change by half within the movie" if still else
+                   f"changes by half within {m.motion_frames:.0f} raw frames")
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
-                         f"structure changes by half within {tau}")
+                         f"structure {tau}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
                      f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'})")
         lines.append("suggested:")
@@ -384,6 +388,99 @@ DENSITY_NEED = {"filaments": 30.0, "mitochondria": 20.5}
 STEPS_PER_CHANGE = 20.0
 
 
+#: the simulated movies the proposal is read from (``tools/suggest_sweep.py --library``)
+LIBRARY = Path(__file__).with_name("suggest_library.json")
+#: how many of the library's movies, the most like the table, decide
+NEIGHBOURS = 5
+#: weights of the features (log density on the structure, log motion_frames, 5 × filled share) in
+#: the distance, each feature first scaled by its spread over the library
+FEATURE_WEIGHTS = (2.0, 1.0, 1.0)
+#: motion_frames is clipped to this range (frames) before its log is taken: longer = static
+MOTION_CLIP = (10.0, 5000.0)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def features(density_structure: float, motion_frames: float | None, filled_share: float) -> np.ndarray:
+    """The point of a movie in the library's space (see :data:`FEATURE_WEIGHTS`)."""
+    tau = motion_frames
+    if tau is None or not math.isfinite(tau):
+        tau = MOTION_CLIP[1]
+    tau = min(max(float(tau), MOTION_CLIP[0]), MOTION_CLIP[1])
+    return np.array([math.log(max(float(density_structure), 1e-3)), math.log(tau),
+                     5.0 * float(filled_share)])
+
+
+@functools.lru_cache(maxsize=4)
+def _library(path: str) -> dict | None:
+    """The library with its movies' features as an array (None when the file is absent)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    lib = json.loads(p.read_text())
+    X = np.array([features(m["density_structure"], m["motion_frames"], m["filled_share"])
+                  for m in lib["movies"]])
+    lib["X"], lib["spread"] = X, X.std(0) + 1e-9
+    return lib
+
+
+def _library_model(model: str | None, lib: dict) -> str | None | bool:
+    """The library's name for ``model`` (None: any of its models), or False when the library was
+    measured with other model files than those ``model`` (or the bundled ones) resolves to."""
+    from .modelmeta import resolve_model
+
+    names = [model] if model is not None else list(lib["models"])
+    for name in names:
+        try:
+            sha = file_sha256(resolve_model(name))
+        except (OSError, DBlinkError):
+            return False
+        hits = [k for k, v in lib["models"].items() if v == sha]
+        if not hits:
+            return False
+        if model is not None:
+            return hits[0]
+    return None
+
+
+def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
+                 path: str | Path | None = None) -> dict | None:
+    """The setting (model, frames per step, window) that lost the least F1 against each movie's
+    best on the ``k`` library movies most like ``m``, with what the reasons need; None when there
+    is no library or it was measured with other model files. ``model``: keep this model;
+    ``path``: the library file (default :data:`LIBRARY`)."""
+    lib = _library(str(LIBRARY if path is None else path))
+    if lib is None:
+        return None
+    name = _library_model(model, lib)
+    if name is False:
+        return None
+    x = features(m.density_structure, m.motion_frames, m.filled_share)
+    d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * np.array(FEATURE_WEIGHTS)) ** 2).sum(1))
+    near = [lib["movies"][i] for i in np.argsort(d, kind="stable")[:k]]
+    keys = set.intersection(*(set(n["f1"]) for n in near))
+    if name is not None:
+        keys = {key for key in keys if key.split()[0] == name}
+    if not keys:
+        return None
+    loss = {key: float(np.mean([max(n["f1"].values()) - n["f1"][key] for n in near]))
+            for key in sorted(keys)}
+    best = min(loss, key=loss.get)
+    mname, S, W = best.split()
+    lo, hi = lib["X"].min(0), lib["X"].max(0)
+    outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape"), x, lo, hi)
+               if v < a - 0.1 * (b - a) or v > b + 0.1 * (b - a)]
+    return {"model": mname, "frames_per_step": int(S[2:]), "window": int(W[2:]), "loss": loss[best],
+            "near": near, "outside": outside, "n_library": len(lib["movies"])}
+
+
 @dataclass(frozen=True)
 class _ModelInfo:
     name: str
@@ -402,22 +499,14 @@ def _model_info(model: str) -> _ModelInfo:
                       {"density_range_per_um2_per_frame": lm.meta.get("density_range_per_um2_per_frame")})
 
 
-def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
-            pixel_size: float | None = None) -> Suggestion:
-    """Measure a table (:func:`measure`) and propose frames per step, window, stride and model.
+_BUNDLED = ("filaments", "mitochondria")
 
-    Args:
-        locs: the localizations.
-        model: keep this model (name or file); None: choose between the bundled ``filaments``
-            and ``mitochondria`` by the structure's shape.
-        device: where the network will run (the stride depends on it).
-        pixel_size: the render pixel (nm; default: the model's).
-    """
-    from .imagej import auto_stride
 
-    notes: list[str] = []
-    m = measure(locs, pixel_size or 40.0)
-    reasons: dict[str, str] = {}
+def _rules(m: Measures, model: str | None, pixel_size: float | None, locs: Localizations,
+           reasons: dict) -> tuple[str, int, int, Measures]:
+    """The density and motion rules (before the library; still used for a model the library was
+    not measured with): model by shape, frames per step = min(the density's, the motion's), the
+    model's window."""
     if model is None:
         filled = m.filled_share > FILLED_SHARE
         model = "mitochondria" if filled else "filaments"
@@ -450,6 +539,52 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
     W = W0
     reasons["window"] = (f"the model's (±{W0} steps = {(2 * W0 + 1) * S} raw frames of context); "
                          f"in the sweep ±10 won only for very fast motion")
+    return model, S, W, m
+
+
+def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
+            pixel_size: float | None = None) -> Suggestion:
+    """Measure a table (:func:`measure`) and propose frames per step, window, stride and model.
+
+    Args:
+        locs: the localizations.
+        model: keep this model (name or file); None: choose between the bundled ``filaments``
+            and ``mitochondria`` by the structure's shape.
+        device: where the network will run (the stride depends on it).
+        pixel_size: the render pixel (nm; default: the model's).
+    """
+    from .imagej import auto_stride
+
+    notes: list[str] = []
+    m = measure(locs, pixel_size or 40.0)
+    reasons: dict[str, str] = {}
+    choice = None
+    if pixel_size is None or abs(float(pixel_size) - 40.0) < 1e-6:  # the library's render grid
+        choice = from_library(m, model)
+    if choice is not None:
+        given = model is not None
+        model, S, W = choice["model"], choice["frames_per_step"], choice["window"]
+        near, k = choice["near"], len(choice["near"])
+        taus = [math.inf if n["motion_frames"] is None else n["motion_frames"] for n in near]
+        tau_txt = "–".join("never" if math.isinf(t) else f"{t:.0f}" for t in (min(taus), max(taus)))
+        dens = [n["density_structure"] for n in near]
+        like = (f"the {k} of {choice['n_library']} simulated movies most like this one (density "
+                f"{min(dens):.2g}–{max(dens):.2g}, changing by half within {tau_txt} raw frames)")
+        reasons["model"] = ("given" if given else
+                            f"{100 * m.filled_share:.0f} % of the structure over 100 nm inside it; "
+                            f"with the settings below, the best on the movies named below")
+        reasons["frames_per_step"] = (f"the least F1 lost against each one's best setting on {like}: "
+                                      f"{choice['loss']:.3f} on average")
+        reasons["window"] = (f"the same movies' (±{W} steps = {(2 * W + 1) * S} raw frames of "
+                             f"context)")
+        if choice["outside"]:
+            notes.append(f"the {' and '.join(choice['outside'])} lie outside the simulated movies the "
+                         f"choice is read from: the nearest were used; compare with another setting")
+    else:
+        model, S, W, m = _rules(m, model, pixel_size, locs, reasons)
+        if model in _BUNDLED and pixel_size is None and _library(str(LIBRARY)) is not None:
+            notes.append("the suggestion library was measured with other model files than these: "
+                         "the density and motion rules were used")
     stride = auto_stride(device)
     reasons["stride"] = ("exact mode on a GPU" if stride == 1 else
                          f"{stride} outputs per window on a CPU (about {stride}x faster, same "
@@ -459,7 +594,7 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
     if m.precision_nm is not None and not (5.0 <= m.precision_nm <= 45.0):
         notes.append(f"precision {m.precision_nm:.0f} nm is outside 10–40 nm, where the models "
                      f"were checked")
-    rng = lm.meta.get("density_range_per_um2_per_frame")
+    rng = _model_info(model).meta.get("density_range_per_um2_per_frame")
     if rng and not (0.5 * rng[0] <= m.density_field <= 2 * rng[1]):
         notes.append(f"field density {m.density_field:.3g} per µm² per frame is outside the "
                      f"model's training range {rng[0]:g}–{rng[1]:g}")
