@@ -151,12 +151,8 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
-    """``--library``: the movies of sweep files (their measures and grid F1) as the library that
-    :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
-    library is used only with those model files)."""
-    from dblink.modelmeta import resolve_model
-    from dblink.suggest import file_sha256, measure
+def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
+    from dblink.suggest import measure
 
     movies = []
     for f in files:
@@ -170,6 +166,17 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
                            "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
                            "filled_share": round(m["filled_share"], 4),
                            "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items()}})
+    return movies
+
+
+def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
+    """``--library``: the movies of sweep files (their measures and grid F1) as the library that
+    :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
+    library is used only with those model files)."""
+    from dblink.modelmeta import resolve_model
+    from dblink.suggest import file_sha256
+
+    movies = _library_movies(files, size, frames)
     lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
                     "each setting; dblink suggest proposes what did best on the movies most like "
                     "the table (README: Parameters from the data)",
@@ -180,6 +187,54 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
            "movies": movies}
     out.write_text(json.dumps(lib, indent=None, separators=(",", ":")) + "\n")
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"
+
+
+def summary(files: list[Path], library: Path | None, cross: bool = False) -> str:
+    """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
+    the library's choice (re-proposed from the stored measures) and the density and motion rules
+    land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
+    the other files' movies (leave one seed out), not by ``library``."""
+    import dataclasses
+    import tempfile
+
+    from dblink.suggest import Measures, _rules, from_library
+
+    per: dict[str, list] = {}
+    tmp = Path(tempfile.mkdtemp())
+    for f in files:
+        if cross:
+            library = tmp / "library.json"
+            build_library([o for o in files if o != f], library, 64, 1000)
+            from dblink.suggest import _library
+            _library.cache_clear()
+        for name, row in json.loads(Path(f).read_text()).items():
+            g = {k: v["f1"] for k, v in row["grid"].items()}
+            kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
+            kw["frames"] = tuple(kw["frames"])
+            if kw["motion_frames"] is None and row["measures"].get("speed_nm_per_frame") is not None:
+                kw["motion_frames"] = float("inf")
+            m = Measures(**kw)
+            c = from_library(m, path=library)
+            lib_key = None if c is None else f"{c['model']} S={c['frames_per_step']} W={c['window']}"
+            mod, S, W, _ = _rules(m, None, None, None, {})
+            rule_key = f"{mod} S={S} W={W}"
+            best = max(g.values())
+            gap = lambda k: best - g[k] if k in g else float("nan")  # noqa: E731
+            per.setdefault(name, []).append((gap(lib_key), gap(rule_key)))
+    lines = ["| movie | movies | library: within 0.01 | mean gap | largest | rules: within 0.01 | "
+             "mean gap | largest |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def stats(v: np.ndarray) -> str:
+        ok = v[np.isfinite(v)]
+        miss = "" if ok.size == v.size else f" ({v.size - ok.size} not in the grid)"
+        return f"{int((ok <= 0.01).sum())}{miss} | {ok.mean():.3f} | {ok.max():.3f}"
+
+    for name, v in list(per.items()) + [("all", sum(per.values(), []))]:
+        a = np.array(v, dtype=float)
+        lines.append(f"| {name} | {len(a)} | {stats(a[:, 0])} | {stats(a[:, 1])} |")
+    lib = ("each file's from the other files (leave one out)" if cross else
+           library or "the bundled library")
+    return "\n".join(lines) + f"\n\n{len(files)} sweep files; library: {lib}"
 
 
 def true_half_life(gt: np.ndarray, fine: int = FINE) -> float:
@@ -246,12 +301,22 @@ def main() -> int:
                    help="each sample's own model's grid only (the other model at S=10, W=25)")
     p.add_argument("--library", metavar="OUT.json", help="write the movies of the sweep files given "
                    "after it (their measures and grid F1) as dblink suggest's library, and exit")
-    p.add_argument("files", nargs="*", help="sweep files (with --library)")
+    p.add_argument("--summary", action="store_true", help="how far the library's choice and the "
+                   "rules land from each movie's best, over the sweep files given (with --use-library "
+                   "LIB: that library instead of the bundled one), and exit")
+    p.add_argument("--use-library", metavar="LIB.json", help="the library --summary proposes from")
+    p.add_argument("--cross", action="store_true", help="with --summary: each file's movies get a "
+                   "library of the other files' movies (leave one seed out)")
+    p.add_argument("files", nargs="*", help="sweep files (with --library or --summary)")
     a = p.parse_args()
     if a.library:
         if not a.files:
             p.error("--library OUT.json needs sweep files")
         print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames))
+        return 0
+    if a.summary:
+        print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
+                      a.cross))
         return 0
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))

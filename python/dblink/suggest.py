@@ -395,6 +395,9 @@ NEIGHBOURS = 5
 #: weights of the features (log density on the structure, log motion_frames, 5 × filled share) in
 #: the distance, each feature first scaled by its spread over the library
 FEATURE_WEIGHTS = (2.0, 1.0, 1.0)
+#: settings whose mean loss is within this of the least are ties; of those, the model's own
+#: window is proposed
+TIE = 0.002
 #: motion_frames is clipped to this range (frames) before its log is taken: longer = static
 MOTION_CLIP = (10.0, 5000.0)
 
@@ -472,7 +475,10 @@ def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
         return None
     loss = {key: float(np.mean([max(n["f1"].values()) - n["f1"][key] for n in near]))
             for key in sorted(keys)}
-    best = min(loss, key=loss.get)
+    low = min(loss.values())
+    # near-ties (within TIE of the least loss): the model's own window, which sees more context
+    best = min(loss, key=lambda key: (not (loss[key] <= low + TIE and key.endswith(
+        f"W={_model_info(key.split()[0]).window}")), loss[key]))
     mname, S, W = best.split()
     lo, hi = lib["X"].min(0), lib["X"].max(0)
     outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape"), x, lo, hi)
