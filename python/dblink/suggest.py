@@ -48,9 +48,18 @@ shipped models):
   (≥ 0.27). Very fast motion smears filaments into bands within a block (0.31 on seed 19's very
   fast movie, which then got the mitochondria model).
 
-What is proposed, with the reason (:func:`suggest`): frames per step, window, stride and model.
-The rules and their thresholds were chosen on simulated movies of known density and speed and
-checked against a grid sweep (``tools/suggest_sweep.py``; the README has the table).
+What is proposed, with the reason (:func:`suggest`): model, frames per step, window and stride.
+Model, frames per step and window are read from a **library of simulated movies**
+(:data:`LIBRARY`, built by ``tools/suggest_sweep.py --library`` from grid sweeps: each movie's
+measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
+:data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure, log
+``motion_frames``, filled share), the setting that lost the least F1 against each movie's own best
+(:func:`from_library`). A learned lookup, not a formula, because the measures are noisy in ways a
+threshold rule cannot undo (a sparse slow movie reads as moving; fast filaments smeared within a
+block look filled) and the library's neighbours carry the same noise. It is used only with the
+model files it was measured with (their SHA-256 are in the library) and at its 40 nm grid; for
+other models the density and motion rules (:func:`_rules`) decide. Stride: from the device.
+Judged on held-out seeds against the rules (``tools/suggest_sweep.py --summary``; the README).
 """
 from __future__ import annotations
 
