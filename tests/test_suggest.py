@@ -275,3 +275,17 @@ def test_cli_suggest_refuses_bad_input_in_one_line(tmp_path):
                        text=True, env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "only 1 localizations; too few to measure" in r.stderr
+
+
+def test_an_uncertain_choice_names_the_runner_up(tmp_path, monkeypatch):
+    import dblink.suggest as sg
+
+    a = {"filaments S=5 W=25": 0.90, "filaments S=10 W=25": 0.80, "filaments S=20 W=25": 0.70}
+    b = {"filaments S=5 W=25": 0.80, "filaments S=10 W=25": 0.90, "filaments S=20 W=25": 0.70}
+    movies = [_lib_movie(2.0, 700.0, 0.02, f1) for f1 in (a, a, a, b, b)]
+    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="unsure.json"))
+    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(2.0, 700.0))
+    s = suggest(None, device="cpu")
+    assert s.options["frames_per_step"] == 5  # loses 0.04 on average; 10 loses 0.06
+    note = next(n for n in s.notes if n.startswith("an uncertain choice"))
+    assert "lost 0.040" in note and "--frames-per-step 10 --window 25 (0.060)" in note

@@ -407,6 +407,8 @@ FEATURE_WEIGHTS = (2.0, 1.0, 1.0)
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
+#: a mean loss above this on the nearest movies makes the report name the runner-up to compare with
+UNSURE_LOSS = 0.02
 #: motion_frames is clipped to this range (frames) before its log is taken: longer = static
 MOTION_CLIP = (10.0, 5000.0)
 
@@ -492,7 +494,9 @@ def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
     lo, hi = lib["X"].min(0), lib["X"].max(0)
     outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape"), x, lo, hi)
                if v < a - 0.1 * (b - a) or v > b + 0.1 * (b - a)]
+    others = sorted((key for key in loss if key != best), key=loss.get)
     return {"model": mname, "frames_per_step": int(S[2:]), "window": int(W[2:]), "loss": loss[best],
+            "runner_up": (others[0], loss[others[0]]) if others else None,
             "near": near, "outside": outside, "n_library": len(lib["movies"])}
 
 
@@ -592,6 +596,12 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
                                       f"{choice['loss']:.3f} on average")
         reasons["window"] = (f"the same movies' (±{W} steps = {(2 * W + 1) * S} raw frames of "
                              f"context)")
+        if choice["loss"] > UNSURE_LOSS and choice["runner_up"] is not None:
+            key, loss2 = choice["runner_up"]
+            rm, rS, rW = key.split()
+            notes.append(f"an uncertain choice: even with it those movies lost {choice['loss']:.3f} F1 "
+                         f"on average against their own best; the next best was --model {rm} "
+                         f"--frames-per-step {rS[2:]} --window {rW[2:]} ({loss2:.3f}): compare the two")
         if choice["outside"]:
             notes.append(f"the {' and '.join(choice['outside'])} lie outside the simulated movies the "
                          f"choice is read from: the nearest were used; compare with another setting")
