@@ -215,6 +215,14 @@ def test_library_tool_writes_what_suggest_reads(tmp_path):
     from dblink.suggest import from_library
     c = from_library(_measured(2.0, 700.0), path=out, k=1)
     assert (c["frames_per_step"], c["window"], c["n_library"]) == (10, 25, 1)
+    # --summary: the library's choice (S=10, the best) and the rules' (S=20: 30 per µm² of structure
+    # need 20 frames at 2.0 per frame, and 20 x 20 <= 700 frames of motion), 0.1 below the best
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--summary",
+                        "--use-library", str(out), str(sweep)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| all |"))
+    assert row.replace(" ", "") == "|all|1|1|0.000|0.000|0|0.100|0.100|", row
 
 
 def test_too_few_localizations_is_one_line():

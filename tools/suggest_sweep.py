@@ -211,8 +211,6 @@ def summary(files: list[Path], library: Path | None, cross: bool = False) -> str
             g = {k: v["f1"] for k, v in row["grid"].items()}
             kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
             kw["frames"] = tuple(kw["frames"])
-            if kw["motion_frames"] is None and row["measures"].get("speed_nm_per_frame") is not None:
-                kw["motion_frames"] = float("inf")
             m = Measures(**kw)
             c = from_library(m, path=library)
             lib_key = None if c is None else f"{c['model']} S={c['frames_per_step']} W={c['window']}"
