@@ -297,3 +297,13 @@ def test_an_uncertain_choice_names_the_runner_up(tmp_path, monkeypatch):
     assert s.options["frames_per_step"] == 5  # loses 0.04 on average; 10 loses 0.06
     note = next(n for n in s.notes if n.startswith("an uncertain choice"))
     assert "lost 0.040" in note and "--frames-per-step 10 --window 25 (0.060)" in note
+
+
+def test_a_damaged_library_is_one_line(tmp_path):
+    from dblink.suggest import from_library
+
+    for i, text in enumerate(("{not json", '{"models": {}, "movies": []}', '{"models": {}, "movies": [{"f1": {}}]}')):
+        p = tmp_path / f"bad{i}.json"
+        p.write_text(text)
+        with pytest.raises(DBlinkError, match="not a dblink suggestion library"):
+            from_library(_measured(2.0, 700.0), path=p)

@@ -438,9 +438,17 @@ def _library(path: str) -> dict | None:
     p = Path(path)
     if not p.is_file():
         return None
-    lib = json.loads(p.read_text())
-    X = np.array([features(m["density_structure"], m["motion_frames"], m["filled_share"])
-                  for m in lib["movies"]])
+    try:
+        lib = json.loads(p.read_text())
+        X = np.array([features(m["density_structure"], m["motion_frames"], m["filled_share"])
+                      for m in lib["movies"]])
+        if X.ndim != 2 or not len(X) or not isinstance(lib["models"], dict):
+            raise ValueError("no movies")
+        if not all(isinstance(m["f1"], dict) and m["f1"] for m in lib["movies"]):
+            raise ValueError("a movie without F1")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DBlinkError(f"{p}: not a dblink suggestion library ({type(exc).__name__}); "
+                          f"reinstall dblink or rebuild it (tools/suggest_sweep.py --library)") from None
     lib["X"], lib["spread"] = X, X.std(0) + 1e-9
     return lib
 
