@@ -307,3 +307,23 @@ def test_a_damaged_library_is_one_line(tmp_path):
         p.write_text(text)
         with pytest.raises(DBlinkError, match="not a dblink suggestion library"):
             from_library(_measured(2.0, 700.0), path=p)
+
+
+def test_a_long_table_measures_a_bounded_number_of_blocks(monkeypatch):
+    """Density, shape and drift come from at most MOTION_PAIRS pairs of blocks spread over the movie,
+    and one block's render is kept at a time: a 10,000-frame table (200 blocks) costs what 96 do."""
+    import dblink.suggest as sg
+
+    rng = np.random.default_rng(3)
+    n = 400_000
+    frame = np.sort(rng.integers(1, 10_001, n))
+    t = rng.random(n)
+    loc = Localizations(frame=frame, x=200 + 2000 * t + rng.normal(0, 20, n),
+                        y=300 + 1500 * t + rng.normal(0, 20, n), source="long.csv")
+    calls = []
+    shift = sg._shift
+    monkeypatch.setattr(sg, "_shift", lambda a, b: calls.append(1) or shift(a, b))
+    m = measure(loc)
+    assert m.block_frames == 50 and len(calls) == sg.MOTION_PAIRS
+    assert m.speed_nm_per_frame < 0.5 and m.filled_share < 0.2  # a static thin line
+    assert 1.0 < m.density_structure < 1000

@@ -338,18 +338,29 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     block_frames = max(1, int(block_frames))
     n_blocks = max(1, n_frames // block_frames)
     blk = (locs.frame - f0) // block_frames
-    renders, areas, on, filled = [], [], [], []
-    for b in range(n_blocks):
+    # pairs of consecutive blocks for the drift, at most MOTION_PAIRS spread over the movie; density
+    # and shape from the blocks they use. One render is kept at a time (memory does not grow with
+    # the movie's length; a long table costs at most 2 x MOTION_PAIRS renders)
+    pairs = list(range(n_blocks - 1))
+    if len(pairs) > MOTION_PAIRS:
+        pairs = np.unique(np.linspace(0, n_blocks - 2, MOTION_PAIRS).round().astype(np.int64)).tolist()
+    used = sorted({b for p in pairs for b in (p, p + 1)}) or [0]
+    pair_starts = set(pairs)
+    areas, on, filled, shifts = [], [], [], []
+    previous: tuple[int, np.ndarray] | None = None
+    for b in used:
         sel = blk == b
         cnt = _counts(locs, sel, x0, y0, px, (H, W))
         sm = ndimage.gaussian_filter(cnt, 1.0)
         mask = sm > max(cnt.sum() / (H * W), 1e-12)
         areas.append(mask.sum() * px * px / 1e6)
         on.append(cnt[mask].sum())
-        renders.append(sm)
         bright = sm > 0.25 * np.percentile(sm, 99)
         if bright.any():
             filled.append(float((ndimage.distance_transform_edt(bright)[bright] >= 2.5).mean()))
+        if previous is not None and previous[0] == b - 1:
+            shifts.append(_shift(previous[1], sm))
+        previous = (b, sm) if b in pair_starts else None
     structure_um2 = float(np.mean(areas))
     density_structure = float(np.sum(on) / max(np.sum(areas) * block_frames, 1e-12))
     # precision
@@ -361,8 +372,7 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
             method = "too few pairs in consecutive frames for NeNA"
     # motion: drift speed (reported) and the time within which the structure changes (used)
     speed = tau = None
-    if n_blocks >= 2:
-        shifts = [_shift(renders[b], renders[b + 1]) for b in range(n_blocks - 1)]
+    if shifts:
         speed = float(np.median([math.hypot(*s) for s in shifts]) * px / block_frames)
     tau = motion_frames(locs, precision, x0, y0, px, (H, W))
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
@@ -505,7 +515,8 @@ def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
     others = sorted((key for key in loss if key != best), key=loss.get)
     return {"model": mname, "frames_per_step": int(S[2:]), "window": int(W[2:]), "loss": loss[best],
             "runner_up": (others[0], loss[others[0]]) if others else None,
-            "near": near, "outside": outside, "n_library": len(lib["movies"])}
+            "near": near, "outside": outside, "n_library": len(lib["movies"]),
+            "movie_frames": lib.get("movie", {}).get("frames")}
 
 
 @dataclass(frozen=True)
@@ -593,10 +604,14 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
         model, S, W = choice["model"], choice["frames_per_step"], choice["window"]
         near, k = choice["near"], len(choice["near"])
         taus = [math.inf if n["motion_frames"] is None else n["motion_frames"] for n in near]
-        tau_txt = "–".join("never" if math.isinf(t) else f"{t:.0f}" for t in (min(taus), max(taus)))
+        lo, hi = min(taus), max(taus)
+        length = f"their {choice['movie_frames']:,} raw frames" if choice["movie_frames"] else "their length"
+        tau_txt = (f"not changing by half within {length}" if math.isinf(lo) else
+                   f"changing by half within {lo:.0f}–" + ("never" if math.isinf(hi) else f"{hi:.0f}")
+                   + " raw frames")
         dens = [n["density_structure"] for n in near]
         like = (f"the {k} of {choice['n_library']} simulated movies most like this one (density "
-                f"{min(dens):.2g}–{max(dens):.2g}, changing by half within {tau_txt} raw frames)")
+                f"{min(dens):.2g}–{max(dens):.2g}, {tau_txt})")
         reasons["model"] = ("given" if given else
                             f"{100 * m.filled_share:.0f} % of the structure over 100 nm inside it; "
                             f"with the settings below, the best on the movies named below")
