@@ -303,6 +303,7 @@ def valid_base(draw, fx) -> tuple[list[str], dict]:
         "simulate": ["simulate", "filaments", "-o", "sim", "--steps", "2", "--size", "8"],
         "evaluate": ["evaluate", "--model", m, "--data", str(fx["dir"])],
         "models": ["models"],
+        "suggest": ["suggest", t, "--device", "cpu"],
     }
     key = draw(st.sampled_from(sorted(bases)))
     argv = list(bases[key])
@@ -323,15 +324,18 @@ def valid_base(draw, fx) -> tuple[list[str], dict]:
 @st.composite
 def mutated_inputs(draw, fx) -> tuple[list[str], dict]:
     """A real command on a mutated real input file."""
-    which = draw(st.sampled_from(["reconstruct", "reconstruct", "reconstruct", "resolution",
+    which = draw(st.sampled_from(["reconstruct", "reconstruct", "reconstruct", "resolution", "suggest",
                                   "preview", "resolution-image", "model", "model-meta",
                                   "import-weights", "export", "random-bytes"]))
     out = draw(st.sampled_from(["out.tif", "out.tif", "out.tif", "exists.tif", "adir",
                                 "missing/out.tif", "out.png"]))
-    if which in ("reconstruct", "resolution"):
+    if which in ("reconstruct", "resolution", "suggest"):
         data = draw(mutated(fx["table"].read_bytes(), text=True))
         if which == "resolution":
             return ["resolution", "in.csv", "-o", "res"], {"in.csv": data}
+        if which == "suggest":
+            return ["suggest", "in.csv", "--device", "cpu"] + draw(st.sampled_from(
+                [[], ["--json"], ["--model", str(fx["model"])]])), {"in.csv": data}
         return (["reconstruct", "in.csv", "-o", out, "--model", str(fx["model"]), "--progress",
                  "none"], {"in.csv": data})
     if which == "random-bytes":
@@ -364,8 +368,9 @@ def mutated_inputs(draw, fx) -> tuple[list[str], dict]:
         for _ in range(draw(st.integers(1, 3))):
             key = draw(st.sampled_from(sorted(meta) + ["hparams.kernel", "hparams.hidden", "extra"]))
             value = draw(json_values)
-            if key.startswith("hparams."):
-                meta["hparams"] = dict(meta["hparams"], **{key.split(".")[1]: value})
+            if key.startswith("hparams."):  # (an earlier edit may have replaced hparams itself)
+                base = meta["hparams"] if isinstance(meta.get("hparams"), dict) else {}
+                meta["hparams"] = dict(base, **{key.split(".")[1]: value})
             else:
                 meta[key] = value
         return (["reconstruct", str(fx["table"]), "-o", out, "--model", "m.pt", "--progress", "none"],
@@ -518,6 +523,10 @@ def _hostile(fx):
         "model is a folder": ["reconstruct", t, "-o", "out.tif", "--model", str(fx["dir"]) + "/"],
         "simulate density -1": ["simulate", "filaments", "-o", "sim", "--density", "-1", "--steps", "2",
                                 "--size", "8"],
+        "simulate seed -4": ["simulate", "filaments", "-o", "sim", "--seed", "-4", "--steps", "2",
+                             "--size", "8"],
+        "suggest from /dev/zero": ["suggest", "/dev/zero"],
+        "suggest a model file": ["suggest", m],
         "simulate into a file": ["simulate", "filaments", "-o", "exists.tif", "--steps", "2", "--size", "8"],
         "simulate size huge": ["simulate", "filaments", "-o", "sim", "--steps", "2", "--size", "1000000"],
         "evaluate n 0": ["evaluate", "--model", m, "--n", "0"],

@@ -209,3 +209,19 @@ def test_cli_resolution_errors(tmp_path, capsys, args, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
+
+
+def test_a_tiff_the_reader_chokes_on_without_a_message_is_one_line(tmp_path, monkeypatch):
+    """A damaged TIFF can make tifffile fail on a bare ``assert`` (an exception without a message):
+    still one line, naming the exception (a fuzzed TIFF did this; it was an IndexError)."""
+    import dblink.hyperstack as H
+    from dblink.errors import first_line
+    from dblink.resolution import open_hyperstack
+
+    def bare(path):
+        raise AssertionError()
+
+    monkeypatch.setattr(H, "read_hyperstack", bare)
+    with pytest.raises(DBlinkError, match=r"x.tif: not a readable TIFF hyperstack \(AssertionError\)"):
+        open_hyperstack(tmp_path / "x.tif")
+    assert first_line(ValueError("a\nb")) == "a" and first_line(KeyError()) == "KeyError"

@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from conftest import ROOT
 import dblink.files as F
 from dblink.cli import main
 from dblink.errors import DBlinkError
@@ -391,3 +392,35 @@ def test_functions_name_the_path_on_os_errors(tmp_path):
         with pytest.raises(DBlinkError) as info:
             fn(str(tmp_path / LONG) + ".pt")
         assert "\n" not in str(info.value) and "characters)" in str(info.value), fn
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] "
+                                 "DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                                 "2111782400 bytes"), RuntimeError("something else")])
+def test_an_allocation_that_fails_is_one_line(monkeypatch, capsys, exc):
+    import dblink.cli as cli
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setitem(cli.COMMANDS, "models", (cli.COMMANDS["models"][0], boom, cli.COMMANDS["models"][2]))
+    if "something else" in str(exc):  # a bug is not dressed up as a memory problem
+        with pytest.raises(RuntimeError, match="something else"):
+            main(["models"])
+        return
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dblink: error: out of memory") and "--max-memory" in err[0]
+
+
+def test_the_memory_default_respects_the_process_limit():
+    """Under ``ulimit -v`` (or a container's memory limit) the default --max-memory is half of what
+    the process may still allocate, so a job is refused up front rather than failing half way."""
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30)); "
+            "from dblink.memory import available_memory, default_max_memory; "
+            "print(available_memory(), default_max_memory())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode == 0, r.stderr
+    avail, default = map(int, r.stdout.split())
+    assert 0 < avail <= 3 * 2**30 and default <= 1.5 * 2**30

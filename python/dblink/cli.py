@@ -228,6 +228,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
             raise DBlinkError(f"{name} must be a number from {lo:g} to {hi:g}, got {v}")
     if a.structures < 0 or a.structures > 1000:
         raise DBlinkError(f"--structures must be from 0 to 1000, got {a.structures}")
+    if a.seed < 0:
+        raise DBlinkError(f"--seed must be a whole number of 0 or more, got {a.seed}")
     out = Path(a.output)
     if out.exists() and not out.is_dir():
         raise DBlinkError(f"{out}: exists and is a file, not a folder; give a folder for the output")
@@ -846,6 +848,12 @@ def _one_line(msg: str) -> str:
     return msg.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError (numpy's too) or PyTorch's CPU allocator."""
+    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) \
+        or "DefaultCPUAllocator" in str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
@@ -861,6 +869,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DBlinkError as exc:
         print(f"dblink: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        from .memory import available_memory
+
+        avail = available_memory()
+        print(f"dblink: error: out of memory ({_one_line(str(exc) or type(exc).__name__)[:160]}); "
+              f"this process may use about {avail / 2**30:.1f} GiB more" if avail else
+              "dblink: error: out of memory", end="", file=sys.stderr)
+        print("; give a smaller --max-memory (the job is then split or refused up front), a "
+              "smaller --roi or --tile 256", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dblink: interrupted", file=sys.stderr)

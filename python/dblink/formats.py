@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .files import path_errors
 from .tables import ColumnSpec, Localizations, read_localizations
 
@@ -322,7 +322,7 @@ def read_hdf5(path: Path, camera_pixel: float | None, warn: Callable[[str], None
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DBlinkError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0][:120]})") from None
+        raise DBlinkError(f"{path}: not a readable HDF5 file ({first_line(exc)})") from None
     with f:
         try:
             if "locs" in f:
@@ -333,7 +333,7 @@ def read_hdf5(path: Path, camera_pixel: float | None, warn: Callable[[str], None
                 return _read_smap_h5(path, f, warn)
         except (KeyError, ValueError, TypeError, OSError) as exc:
             raise DBlinkError(f"{path}: cannot read the HDF5 localizations "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+                              f"({type(exc).__name__}: {first_line(exc)})") from None
         keys = ", ".join(list(f.keys())[:8]) or "nothing"
         raise DBlinkError(f"{path}: an HDF5 file, but not Picasso ('locs'), DECODE ('data/xyz') or "
                           f"SMAP ('saveloc/loc') localizations (it holds: {keys})")
@@ -376,7 +376,7 @@ def _picasso_pixel(path: Path, warn: Callable[[str], None]) -> tuple[float | Non
     except ImportError:  # Picasso's yaml is "key: value" documents: read those lines
         docs = [dict(m.groups() for m in re.finditer(r"(?m)^(\w[\w .]*?):\s*(.+?)\s*$", text))]
     except Exception as exc:  # noqa: BLE001 - any YAML syntax error
-        raise DBlinkError(f"{yml}: not readable YAML ({str(exc).splitlines()[0][:100]})") from None
+        raise DBlinkError(f"{yml}: not readable YAML ({first_line(exc, 100)})") from None
     for d in docs:
         for key in ("Pixelsize", "pixelsize", "Pixel size"):
             if key in d:
@@ -682,7 +682,7 @@ def _tiff_layout(path: Path) -> tuple[tuple, float | None, tuple[float, float]]:
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types for a bad file
-        raise DBlinkError(f"{path}: not a readable TIFF ({str(exc).splitlines()[0][:120]})") from None
+        raise DBlinkError(f"{path}: not a readable TIFF ({first_line(exc)})") from None
     with tif:
         try:
             shape = tuple(int(s) for s in tif.series[0].shape)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .options import ReconstructOptions
 from .sinks import Layout, Sink, TiffSink
 
@@ -108,7 +108,7 @@ def start_fiji(fiji_dir: str | Path, headless: bool = False):
         return imagej.init(str(fiji_dir), mode="headless" if headless else "interactive")
     except Exception as exc:  # noqa: BLE001 - PyImageJ raises many kinds; one clear line for the user
         raise DBlinkError(f"PyImageJ could not start Fiji at {fiji_dir} ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}). PyImageJ needs ImageJ2 "
+                          f"{first_line(exc)}). PyImageJ needs ImageJ2 "
                           f"and reaches its Maven repositories on first start; offline, start "
                           f"plain ImageJ with --ij-jar instead") from None
 

@@ -45,16 +45,43 @@ def _proc_kib(path: str, field: str) -> int | None:
     return None
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
-    ``os.sysconf``), or None where the system does not say."""
-    avail = _proc_kib("/proc/meminfo", "MemAvailable")
-    if avail is not None:
-        return avail
+def _process_limits() -> list[int]:
+    """Bytes this process may still allocate under its own limits: the address-space limit
+    (``ulimit -v``) less what is mapped, and a container's cgroup v2 ``memory.max`` less its use."""
+    out = []
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft not in (resource.RLIM_INFINITY, -1):
+            out.append(max(0, soft - (_proc_kib("/proc/self/status", "VmSize") or 0)))
+    except (ImportError, ValueError, OSError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                out.append(max(0, int(limit) - int(fh.read().strip())))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations: ``MemAvailable`` of /proc/meminfo (else
+    ``os.sysconf``), or less where the process's address-space limit or its container's memory
+    limit leaves less; None where the system does not say."""
+    avail = _proc_kib("/proc/meminfo", "MemAvailable")
+    if avail is None:
+        try:
+            avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    limits = _process_limits()
+    if limits:
+        return min(limits + ([avail] if avail is not None else []))
+    return avail
 
 
 def default_max_memory() -> int:

@@ -51,8 +51,14 @@ def _positive(v: float) -> str | None:
     return None if (v > 0 and math.isfinite(v)) else "must be a positive, finite number"
 
 
-def _at_least(n: int) -> Callable[[int], str | None]:
-    return lambda v: None if v >= n else f"must be >= {n}"
+#: the largest raw frame number an option accepts (frames are int64 in the tables)
+MAX_FRAME = 10**12
+
+
+def _at_least(n: int, most: int) -> Callable[[int], str | None]:
+    """A whole number from ``n`` to ``most`` (beyond which no job makes sense, and arithmetic on it
+    would overflow)."""
+    return lambda v: (f"must be >= {n}" if v < n else f"must be <= {most:,}" if v > most else None)
 
 
 def _one_of(choices: tuple) -> Callable[[Any], str | None]:
@@ -119,7 +125,7 @@ class ReconstructOptions:
                                       metavar="NM", check=_positive, zero_default=True,
                                       default_help="the model's")
     frames_per_step: int | None = option(None, "raw frames summed per output time point", kind=int,
-                                         metavar="S", check=_at_least(1),
+                                         metavar="S", check=_at_least(1, 1_000_000),
                                          zero_default=True, default_help="the model's")
     roi: tuple | None = option(None, "region in nm, camera coordinates (ThunderSTORM's)",
                                kind=tuple, metavar="X0,Y0,W,H", check=_check_roi, parse=parse_roi,
@@ -132,15 +138,15 @@ class ReconstructOptions:
                                  "base=0", metavar="SPEC", check=_check_columns,
                                  default_help="found by the file's format")
     first_frame: int = option(1, "first raw frame of step 0 (1-based)", kind=int, metavar="F",
-                              check=_at_least(1))
+                              check=_at_least(1, MAX_FRAME))
     last_frame: int | None = option(None, "last raw frame used (1-based); later ones are left out",
-                                    kind=int, metavar="F", check=_at_least(1),
+                                    kind=int, metavar="F", check=_at_least(1, MAX_FRAME),
                                     zero_default=True, default_help="the table's last")
     window: int | None = option(None, "half-width in steps: output t is computed from steps "
                                 "t-W ... t+W (clipped at the ends)", kind=int, metavar="W",
-                                check=_at_least(0), zero_default=True, default_help="the model's")
+                                check=_at_least(0, 10_000), zero_default=True, default_help="the model's")
     stride: int = option(1, "central steps kept per window (1 = the paper's exact mode; K: about "
-                         "K times faster)", kind=int, metavar="K", check=_at_least(1))
+                         "K times faster)", kind=int, metavar="K", check=_at_least(1, 1_000_000))
     exposure: float | None = option(None, "seconds per raw frame, for the time calibration",
                                     kind=float, metavar="SEC", check=_positive,
                                     zero_default=True, default_help="frames as the unit")
@@ -150,14 +156,14 @@ class ReconstructOptions:
                                           "interpolate it in time between (1: every step; the "
                                           "network then decodes 3 steps per output step instead "
                                           "of 1 + 2/N)", kind=int, metavar="N",
-                                          check=_at_least(1), zero_default=True,
+                                          check=_at_least(1, 1_000_000), zero_default=True,
                                           default_help="the confidence's own time scale, "
                                           "max(K, W/2) steps rounded to a multiple of K, on "
                                           "CPUs; 1 on GPUs")
     device: str = option("auto", "where the network runs (auto: CUDA if present)",
                          choices=DEVICES, check=_one_of(DEVICES))
     batch: int | None = option(None, "windows per network call", kind=int, metavar="N",
-                               check=_at_least(1),
+                               check=_at_least(1, 100_000),
                                zero_default=True, default_help="4 on CPUs, from the free memory on a GPU")
     precision: str = option("fp32", "numeric precision of the network: fp32 (exact) or bf16/fp16 "
                             "autocast (faster on GPUs and AVX-512-BF16 CPUs)", choices=PRECISIONS,
@@ -167,7 +173,7 @@ class ReconstructOptions:
                       choices=TTA_CHOICES, check=_one_of(TTA_CHOICES))
     tile: int | None = option(None, "split the field into tiles of PX render pixels (+ a halo of "
                               "context) to bound memory; 0 = never", kind=int, metavar="PX",
-                              check=_at_least(0), default_help="only when the field does not fit")
+                              check=_at_least(0, 1_000_000), default_help="only when the field does not fit")
     max_memory: int | None = option(None, "refuse jobs that would need more memory than this, "
                                     "e.g. 8G or 512M", kind=int, metavar="SIZE",
                                     check=_check_memory, parse=parse_memory,

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .tables import Localizations
 from .render import Grid, render
 
@@ -635,7 +635,7 @@ def open_hyperstack(path: str | Path, min_px: int = 16) -> tuple[np.ndarray, dic
     try:
         data, meta = read_hyperstack(src)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({str(exc).splitlines()[0]})") from None
+        raise DBlinkError(f"{src}: not a readable TIFF hyperstack ({first_line(exc)})") from None
     if data.ndim != 4 or min(data.shape) < 1 or min(data.shape[2:]) < min_px:
         raise DBlinkError(f"{src}: expected a hyperstack of frames (T, C, Y, X) of at least {min_px} x "
                           f"{min_px} px, got an image of shape {tuple(data.shape)}")
