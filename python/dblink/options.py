@@ -177,7 +177,7 @@ class ReconstructOptions:
     max_memory: int | None = option(None, "refuse jobs that would need more memory than this, "
                                     "e.g. 8G or 512M", kind=int, metavar="SIZE",
                                     check=_check_memory, parse=parse_memory,
-                                    default_help="half the available memory")
+                                    default_help="half the available memory (within `ulimit -v` and a container's limit)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
