@@ -327,3 +327,18 @@ def test_a_long_table_measures_a_bounded_number_of_blocks(monkeypatch):
     assert m.block_frames == 50 and len(calls) == sg.MOTION_PAIRS
     assert m.speed_nm_per_frame < 0.5 and m.filled_share < 0.2  # a static thin line
     assert 1.0 < m.density_structure < 1000
+
+
+def test_auto_passes_the_suggestions_notes_on(tmp_path, monkeypatch):
+    import dblink.suggest as sg
+
+    a = {"filaments S=5 W=25": 0.90, "filaments S=10 W=25": 0.80, "filaments S=20 W=25": 0.70}
+    b = {"filaments S=5 W=25": 0.80, "filaments S=10 W=25": 0.90, "filaments S=20 W=25": 0.70}
+    movies = [_lib_movie(2.0, 700.0, 0.02, f1) for f1 in (a, a, a, b, b)]
+    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="auto-notes.json"))
+    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(2.0, 700.0))
+    notes: list[str] = []
+    o = apply_auto(movie(), ReconstructOptions(device="cpu"), notes.append)
+    assert o.frames_per_step == 5
+    assert notes[0].startswith("--auto: model filaments, frames_per_step 5")
+    assert any(n.startswith("--auto: an uncertain choice") for n in notes[1:])

@@ -688,4 +688,6 @@ def apply_auto(locs, options, warn=None, keep_model: str | None = None):
         warn(f"--auto: {chosen} (density {m.density_structure:.3g} per µm² of structure per "
              f"frame, structure changes by half within "
              f"{'—' if m.motion_frames is None else f'{m.motion_frames:.0f}'} frames)")
+        for note in sug.notes:  # an uncertain choice, measures outside the library, ...
+            warn(f"--auto: {note}")
     return replace(options, **kw) if kw else options
