@@ -107,3 +107,17 @@ def test_sighup_cleans_up_like_sigterm(tmp_path, tiny_model_file):
     assert proc.returncode == 129, err
     assert err.strip().splitlines()[-1] == "dblink: terminated (SIGHUP)"
     assert not list(tmp_path.glob("*.tif")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_any_line_break_in_a_column_name_keeps_the_error_on_one_line(tmp_path, capsys):
+    """Not only \\n and \\r: NEL and the Unicode line separators break a line too (in Python's
+    splitlines and in some terminals); a fuzzed header with one split the error in two."""
+    from dblink.cli import main
+    from dblink.errors import one_line
+
+    table = tmp_path / "t.csv"
+    table.write_text('frame,x [nm],"y [n\x85m\u2028]"\n1,2,3\n', encoding="utf-8")
+    assert main(["suggest", str(table)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("dblink: error:"), err
+    assert one_line("a\x0bb\u2029c\r\nd") == "a\\x0bb\\u2029c\\r\\nd"

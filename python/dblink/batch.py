@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .errors import DBlinkError
+from .errors import DBlinkError, one_line
 from .options import ReconstructOptions
 
 #: extensions of the inputs a folder contributes (lower case; the formats of :mod:`dblink.formats`
@@ -239,10 +239,6 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(int(v)) for v in shape)
 
 
-def _one_line(msg: str) -> str:
-    return str(msg).replace("\r", "\\r").replace("\n", "\\n")
-
-
 def run_one(table: str, output: str, options: ReconstructOptions, overwrite: bool = False,
             placement: dict | None = None, report: Callable[[dict], None] | None = None) -> dict:
     """Reconstruct one table into ``output`` (a hyperstack TIFF); never raises for a bad input.
@@ -282,12 +278,12 @@ def run_one(table: str, output: str, options: ReconstructOptions, overwrite: boo
         row.update(shape=_shape_text(run.shape), status="done",
                    device=device or str(run.device), message=" | ".join(warnings))
     except DBlinkError as exc:
-        row["message"] = _one_line(exc)
+        row["message"] = one_line(exc)
     except MemoryError:
         row["message"] = "out of memory (MemoryError); use a smaller --max-memory, --roi or --tile"
     except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch
         first = (str(exc).strip().splitlines() or [""])[0]
-        row["message"] = _one_line(f"{type(exc).__name__}: {first}")
+        row["message"] = one_line(f"{type(exc).__name__}: {first}")
     row["seconds"] = f"{time.perf_counter() - t0:.2f}"
     return row
 
@@ -593,7 +589,7 @@ def _executor(workers: int, scheduler: str | None, n_todo: int) -> Iterator[tupl
             cluster.close()
         what = f"cannot reach the Dask scheduler at {scheduler}" if scheduler else \
             "cannot start a local Dask cluster"
-        raise DBlinkError(f"{what} ({_one_line(exc)})") from None
+        raise DBlinkError(f"{what} ({one_line(exc)})") from None
     try:
         yield client, where
     finally:
@@ -641,7 +637,7 @@ def _run_dask(client, todo: list[Item], options: ReconstructOptions, overwrite: 
                 first = (str(exc).strip().splitlines() or [""])[0]
                 row = {"input": str(it.input), "output": str(it.output), "shape": "",
                        "seconds": "", "device": "", "status": "failed",
-                       "message": _one_line(f"{type(exc).__name__}: {first} (the worker died "
+                       "message": one_line(f"{type(exc).__name__}: {first} (the worker died "
                                             f"running it, e.g. out of memory)")}
             finished(it, row)
 

@@ -16,7 +16,7 @@ import signal
 import sys
 
 from . import __version__
-from .errors import DBlinkError
+from .errors import DBlinkError, one_line
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -165,7 +165,7 @@ def _cmd_batch(a: argparse.Namespace) -> int:
     except DBlinkError as exc:
         if a.progress == "json":  # where only stdout is read (an ImageJ macro's exec)
             from .progress import emit
-            emit({"event": "error", "message": _one_line(str(exc))})
+            emit({"event": "error", "message": one_line(str(exc))})
         raise
     n, done, skipped, failed = len(res.rows), res.count("done"), res.count("skipped"), res.count("failed")
     if a.progress == "json":
@@ -534,7 +534,7 @@ def _cmd_suggest(a: argparse.Namespace) -> int:
                           "measures": sug.measures.to_dict(), "notes": notes + sug.notes}))
     else:
         for n in notes:
-            print(f"dblink: note: {_one_line(n)}", file=sys.stderr)
+            print(f"dblink: note: {one_line(n)}", file=sys.stderr)
         print(sug.report())
     return 0
 
@@ -805,7 +805,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -843,11 +843,6 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def _one_line(msg: str) -> str:
-    """A message on one line (a newline in a file name must not split it)."""
-    return msg.replace("\r", "\\r").replace("\n", "\\n")
-
-
 def _out_of_memory(exc: BaseException) -> bool:
     """An allocation that failed: Python's MemoryError (numpy's too) or PyTorch's CPU allocator."""
     return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) \
@@ -868,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DBlinkError as exc:
-        print(f"dblink: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"dblink: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
@@ -876,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         from .memory import available_memory
 
         avail = available_memory()
-        print(f"dblink: error: out of memory ({_one_line(str(exc) or type(exc).__name__)[:160]}); "
+        print(f"dblink: error: out of memory ({one_line(str(exc) or type(exc).__name__)[:160]}); "
               f"this process may use about {avail / 2**30:.1f} GiB more" if avail else
               "dblink: error: out of memory", end="", file=sys.stderr)
         print("; give a smaller --max-memory (the job is then split or refused up front), a "
