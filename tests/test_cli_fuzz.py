@@ -526,6 +526,8 @@ def _hostile(fx):
         "simulate seed -4": ["simulate", "filaments", "-o", "sim", "--seed", "-4", "--steps", "2",
                              "--size", "8"],
         "suggest from /dev/zero": ["suggest", "/dev/zero"],
+        "resolution of an empty name": ["resolution", ""],
+        "resolution of an empty image name": ["resolution", "--image", ""],
         "suggest a model file": ["suggest", m],
         "simulate into a file": ["simulate", "filaments", "-o", "exists.tif", "--steps", "2", "--size", "8"],
         "simulate size huge": ["simulate", "filaments", "-o", "sim", "--steps", "2", "--size", "1000000"],

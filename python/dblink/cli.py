@@ -682,7 +682,10 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
                           "--over-time TIF, not two")
     if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
-    src = Path(a.table or a.image)
+    name = a.table if a.table is not None else a.image
+    if not str(name).strip():
+        raise DBlinkError("the " + ("table" if a.table is not None else "--image") + " name is empty")
+    src = Path(name)
     if not path_errors(lambda p: Path(p).is_file())(src):
         raise DBlinkError(f"{src}: no such file")
     prefix = Path(a.output) if a.output else src.with_suffix("")
