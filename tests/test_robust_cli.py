@@ -424,3 +424,27 @@ def test_the_memory_default_respects_the_process_limit():
     assert r.returncode == 0, r.stderr
     avail, default = map(int, r.stdout.split())
     assert 0 < avail <= 3 * 2**30 and default <= 1.5 * 2**30
+
+
+def test_an_allocation_failing_half_way_leaves_no_output(tmp_path, tiny_model_file, monkeypatch, capsys):
+    """PyTorch's CPU allocator failing during inference: one line, exit 2, and neither the output
+    nor a temporary file is left behind."""
+    import dblink.engine as E
+
+    assert main(["simulate", "filaments", "-o", str(tmp_path / "s"), "--size", "32", "--steps",
+                 "30"]) == 0
+    calls = []
+
+    def fail(self, x, pos):
+        calls.append(1)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 2111782400 bytes")
+
+    monkeypatch.setattr(E._Runner, "_run", fail)
+    capsys.readouterr()
+    out = tmp_path / "o.tif"
+    assert main(["reconstruct", str(tmp_path / "s" / "locs.csv"), "-o", str(out), "--model",
+                 str(tiny_model_file), "--progress", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert calls and err[-1].startswith("dblink: error: out of memory"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "tiny.pt"]  # no o.tif, no o.tif.part
