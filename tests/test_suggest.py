@@ -285,14 +285,20 @@ def test_cli_suggest_refuses_bad_input_in_one_line(tmp_path):
     assert "only 1 localizations; too few to measure" in r.stderr
 
 
-def test_an_uncertain_choice_names_the_runner_up(tmp_path, monkeypatch):
+@pytest.fixture
+def split_library(tmp_path, monkeypatch):
+    """A library whose 5 nearest movies disagree (3 do best with 5 frames per step, 2 with 10),
+    and a table measured next to them."""
     import dblink.suggest as sg
 
     a = {"filaments S=5 W=25": 0.90, "filaments S=10 W=25": 0.80, "filaments S=20 W=25": 0.70}
     b = {"filaments S=5 W=25": 0.80, "filaments S=10 W=25": 0.90, "filaments S=20 W=25": 0.70}
     movies = [_lib_movie(2.0, 700.0, 0.02, f1) for f1 in (a, a, a, b, b)]
-    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="unsure.json"))
+    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="split.json"))
     monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(2.0, 700.0))
+
+
+def test_an_uncertain_choice_names_the_runner_up(split_library):
     s = suggest(None, device="cpu")
     assert s.options["frames_per_step"] == 5  # loses 0.04 on average; 10 loses 0.06
     note = next(n for n in s.notes if n.startswith("an uncertain choice"))
@@ -329,14 +335,7 @@ def test_a_long_table_measures_a_bounded_number_of_blocks(monkeypatch):
     assert 1.0 < m.density_structure < 1000
 
 
-def test_auto_passes_the_suggestions_notes_on(tmp_path, monkeypatch):
-    import dblink.suggest as sg
-
-    a = {"filaments S=5 W=25": 0.90, "filaments S=10 W=25": 0.80, "filaments S=20 W=25": 0.70}
-    b = {"filaments S=5 W=25": 0.80, "filaments S=10 W=25": 0.90, "filaments S=20 W=25": 0.70}
-    movies = [_lib_movie(2.0, 700.0, 0.02, f1) for f1 in (a, a, a, b, b)]
-    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="auto-notes.json"))
-    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(2.0, 700.0))
+def test_auto_passes_the_suggestions_notes_on(split_library):
     notes: list[str] = []
     o = apply_auto(movie(), ReconstructOptions(device="cpu"), notes.append)
     assert o.frames_per_step == 5

@@ -92,6 +92,7 @@ def grid_keys(name: str, lean: bool = False) -> list[tuple[str, int, int]]:
 def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_only: bool,
         lean: bool = False) -> dict:
     from dblink.export import load_model
+    from dblink.suggest import setting_key
 
     models = {m: load_model(m) for m in MODELS}
     results = json.loads(out.read_text()) if out.exists() else {}
@@ -101,7 +102,7 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
         row = results.get(name, {"grid": {}})
         results[name] = row
         for m, S, W in grid_keys(name, lean):
-            key = f"{m} S={S} W={W}"
+            key = setting_key(m, S, W)
             if key not in row["grid"]:
                 row["grid"][key] = score(sim, models[m], S, W)
                 out.write_text(json.dumps(results, indent=1))
@@ -116,7 +117,7 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
         from dblink.suggest import suggest
         sug = suggest(sim.locs, device="cpu")
         o = sug.options
-        key = f"{o['model']} S={o['frames_per_step']} W={o['window']}"
+        key = setting_key(o["model"], o["frames_per_step"], o["window"])
         if key not in row["grid"]:
             row["grid"][key] = score(sim, models[o["model"]], o["frames_per_step"], o["window"])
         row["suggested"] = key
@@ -189,36 +190,37 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"
 
 
-def summary(files: list[Path], library: Path | None, cross: bool = False) -> str:
+def summary(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
+            frames: int = 1000) -> str:
     """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
     the library's choice (re-proposed from the stored measures) and the density and motion rules
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
-    the other files' movies (leave one seed out), not by ``library``."""
+    the other files' movies (leave one seed out), not by ``library``; ``size`` and ``frames``
+    re-simulate a movie whose measures a sweep file lacks."""
     import dataclasses
     import tempfile
 
-    from dblink.suggest import Measures, _rules, from_library
+    from dblink.suggest import Measures, _rules, from_library, setting_key
 
     per: dict[str, list] = {}
-    tmp = Path(tempfile.mkdtemp())
-    for f in files:
-        if cross:
-            library = tmp / "library.json"
-            build_library([o for o in files if o != f], library, 64, 1000)
-            from dblink.suggest import _library
-            _library.cache_clear()
+    tmp = tempfile.TemporaryDirectory()
+    for i, f in enumerate(files):
+        if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
+            library = Path(tmp.name) / f"library-{i}.json"
+            build_library([o for o in files if o != f], library, size, frames)
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
             kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
             kw["frames"] = tuple(kw["frames"])
             m = Measures(**kw)
             c = from_library(m, path=library)
-            lib_key = None if c is None else f"{c['model']} S={c['frames_per_step']} W={c['window']}"
+            lib_key = None if c is None else setting_key(c["model"], c["frames_per_step"], c["window"])
             mod, S, W, _ = _rules(m, None, None, None, {})
-            rule_key = f"{mod} S={S} W={W}"
+            rule_key = setting_key(mod, S, W)
             best = max(g.values())
             gap = lambda k: best - g[k] if k in g else float("nan")  # noqa: E731
             per.setdefault(name, []).append((gap(lib_key), gap(rule_key)))
+    tmp.cleanup()
     lines = ["| movie | movies | library: within 0.01 | mean gap | largest | rules: within 0.01 | "
              "mean gap | largest |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -317,7 +319,7 @@ def main() -> int:
         return 0
     if a.summary:
         print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                      a.cross))
+                      a.cross, a.size, a.frames))
         return 0
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))

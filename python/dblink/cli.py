@@ -874,11 +874,10 @@ def main(argv: list[str] | None = None) -> int:
         from .memory import available_memory
 
         avail = available_memory()
-        print(f"dblink: error: out of memory ({one_line(str(exc) or type(exc).__name__)[:160]}); "
-              f"this process may use about {avail / 2**30:.1f} GiB more" if avail else
-              "dblink: error: out of memory", end="", file=sys.stderr)
-        print("; give a smaller --max-memory (the job is then split or refused up front), a "
-              "smaller --roi or --tile 256", file=sys.stderr)
+        what = (f" ({one_line(str(exc) or type(exc).__name__)[:160]}); this process may use about "
+                f"{avail / 2**30:.1f} GiB more" if avail else "")
+        print(f"dblink: error: out of memory{what}; give a smaller --max-memory (the job is then "
+              f"split or refused up front), a smaller --roi or --tile 256", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dblink: interrupted", file=sys.stderr)

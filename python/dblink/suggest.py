@@ -423,6 +423,17 @@ UNSURE_LOSS = 0.02
 MOTION_CLIP = (10.0, 5000.0)
 
 
+def setting_key(model: str, frames_per_step: int, window: int) -> str:
+    """A grid setting as the library and the sweep files name it: ``filaments S=10 W=25``."""
+    return f"{model} S={int(frames_per_step)} W={int(window)}"
+
+
+def parse_setting(key: str) -> tuple[str, int, int]:
+    """(model, frames per step, window) of a :func:`setting_key`."""
+    model, S, W = key.split()
+    return model, int(S[2:]), int(W[2:])
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file (hex)."""
     h = hashlib.sha256()
@@ -499,21 +510,25 @@ def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
     near = [lib["movies"][i] for i in np.argsort(d, kind="stable")[:k]]
     keys = set.intersection(*(set(n["f1"]) for n in near))
     if name is not None:
-        keys = {key for key in keys if key.split()[0] == name}
+        keys = {key for key in keys if parse_setting(key)[0] == name}
     if not keys:
         return None
     loss = {key: float(np.mean([max(n["f1"].values()) - n["f1"][key] for n in near]))
             for key in sorted(keys)}
     low = min(loss.values())
+
+    def own_window(key: str) -> bool:
+        mname, _, W = parse_setting(key)
+        return W == _model_info(mname).window
+
     # near-ties (within TIE of the least loss): the model's own window, which sees more context
-    best = min(loss, key=lambda key: (not (loss[key] <= low + TIE and key.endswith(
-        f"W={_model_info(key.split()[0]).window}")), loss[key]))
-    mname, S, W = best.split()
+    best = min(loss, key=lambda key: (not (loss[key] <= low + TIE and own_window(key)), loss[key]))
+    mname, S, W = parse_setting(best)
     lo, hi = lib["X"].min(0), lib["X"].max(0)
     outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape"), x, lo, hi)
                if v < a - 0.1 * (b - a) or v > b + 0.1 * (b - a)]
     others = sorted((key for key in loss if key != best), key=loss.get)
-    return {"model": mname, "frames_per_step": int(S[2:]), "window": int(W[2:]), "loss": loss[best],
+    return {"model": mname, "frames_per_step": S, "window": W, "loss": loss[best],
             "runner_up": (others[0], loss[others[0]]) if others else None,
             "near": near, "outside": outside, "n_library": len(lib["movies"]),
             "movie_frames": lib.get("movie", {}).get("frames")}
@@ -621,10 +636,10 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
                              f"context)")
         if choice["loss"] > UNSURE_LOSS and choice["runner_up"] is not None:
             key, loss2 = choice["runner_up"]
-            rm, rS, rW = key.split()
+            rm, rS, rW = parse_setting(key)
             notes.append(f"an uncertain choice: even with it those movies lost {choice['loss']:.3f} F1 "
                          f"on average against their own best; the next best was --model {rm} "
-                         f"--frames-per-step {rS[2:]} --window {rW[2:]} ({loss2:.3f}): compare the two")
+                         f"--frames-per-step {rS} --window {rW} ({loss2:.3f}): compare the two")
         if choice["outside"]:
             notes.append(f"the {' and '.join(choice['outside'])} lie outside the simulated movies the "
                          f"choice is read from: the nearest were used; compare with another setting")
