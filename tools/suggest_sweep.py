@@ -203,6 +203,7 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
     from dblink.suggest import Measures, _rules, from_library, setting_key
 
     per: dict[str, list] = {}
+    bests: dict[str, dict] = {}  # how often each setting was a movie's best
     tmp = tempfile.TemporaryDirectory()
     for i, f in enumerate(files):
         if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
@@ -220,6 +221,8 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
             best = max(g.values())
             gap = lambda k: best - g[k] if k in g else float("nan")  # noqa: E731
             per.setdefault(name, []).append((gap(lib_key), gap(rule_key)))
+            bests.setdefault(name, {}).setdefault(max(g, key=g.get), 0)
+            bests[name][max(g, key=g.get)] += 1
     tmp.cleanup()
     lines = ["| movie | movies | library: within 0.01 | mean gap | largest | rules: within 0.01 | "
              "mean gap | largest |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -234,7 +237,12 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
         lines.append(f"| {name} | {len(a)} | {stats(a[:, 0])} | {stats(a[:, 1])} |")
     lib = ("each file's from the other files (leave one out)" if cross else
            library or "the bundled library")
-    return "\n".join(lines) + f"\n\n{len(files)} sweep files; library: {lib}"
+    lines.append(f"\n{len(files)} sweep files; library: {lib}\n\n| movie | best grid setting: "
+                 f"how many movies |\n|---|---|")
+    for name, b in bests.items():
+        lines.append(f"| {name} | " + ", ".join(f"{k} {v}" for k, v in sorted(b.items(), key=lambda kv: -kv[1]))
+                     + " |")
+    return "\n".join(lines)
 
 
 def true_half_life(gt: np.ndarray, fine: int = FINE) -> float:
