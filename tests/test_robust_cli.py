@@ -266,6 +266,20 @@ def test_preview_of_bad_tiffs(tmp_path, capsys, name, needle):
     assert not list(tmp_path.glob("p*"))
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["suggest", ""], "the table name is empty"), (["preview", " "], "the hyperstack name is empty"),
+    (["reconstruct", "", "-o", "{tmp}/o.tif"], "the table name is empty"),
+    (["resolution", ""], "the table name is empty"),
+    (["resolution", "--over-time", ""], "the hyperstack name is empty"),
+    (["resolution", "--image", ""], "the --image name is empty"),
+])
+def test_an_empty_file_name_is_named_as_such(tmp_path, capsys, argv, needle):
+    """An empty name is not read as the current folder (": not a file")."""
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert one_error_line(capsys, needle)
+    assert not list(tmp_path.iterdir())
+
+
 def test_preview_too_large_is_refused_before_reading(tmp_path, capsys, monkeypatch):
     import dblink.pictures as P
     _tifs(tmp_path)
@@ -411,6 +425,28 @@ def test_an_allocation_that_fails_is_one_line(monkeypatch, capsys, exc):
     assert main(["models"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dblink: error: out of memory") and "--max-memory" in err[0]
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] "
+                                 "DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                                 "2111782400 bytes"), RuntimeError("\n\nsomething else\nmore")])
+def test_batch_reports_a_failed_allocation_as_out_of_memory(monkeypatch, tmp_path, exc):
+    """``dblink batch`` says "out of memory" for the same failures the CLI does (PyTorch's CPU
+    allocator too), and any other failure as its type and first non-blank line."""
+    import dblink.pipeline
+    from dblink.batch import run_one
+    from dblink.options import ReconstructOptions
+
+    def boom(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(dblink.pipeline, "reconstruct", boom)
+    row = run_one(str(tmp_path / "t.csv"), str(tmp_path / "t.tif"), ReconstructOptions(model="filaments"))
+    assert row["status"] == "failed" and "\n" not in row["message"]
+    if "something else" in str(exc):
+        assert row["message"] == "RuntimeError: something else"
+    else:
+        assert row["message"].startswith("out of memory (") and "--max-memory" in row["message"]
 
 
 def test_the_memory_default_respects_the_process_limit():

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .errors import DBlinkError, one_line
+from .errors import DBlinkError, first_line, one_line, out_of_memory
 from .options import ReconstructOptions
 
 #: extensions of the inputs a folder contributes (lower case; the formats of :mod:`dblink.formats`
@@ -279,11 +279,10 @@ def run_one(table: str, output: str, options: ReconstructOptions, overwrite: boo
                    device=device or str(run.device), message=" | ".join(warnings))
     except DBlinkError as exc:
         row["message"] = one_line(exc)
-    except MemoryError:
-        row["message"] = "out of memory (MemoryError); use a smaller --max-memory, --roi or --tile"
     except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch
-        first = (str(exc).strip().splitlines() or [""])[0]
-        row["message"] = one_line(f"{type(exc).__name__}: {first}")
+        what = one_line(f"{type(exc).__name__}: {first_line(exc, 160)}")
+        row["message"] = (f"out of memory ({what}); use a smaller --max-memory, --roi or --tile"
+                          if out_of_memory(exc) else what)
     row["seconds"] = f"{time.perf_counter() - t0:.2f}"
     return row
 
@@ -634,7 +633,7 @@ def _run_dask(client, todo: list[Item], options: ReconstructOptions, overwrite: 
             try:
                 row = f.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the worker died
-                first = (str(exc).strip().splitlines() or [""])[0]
+                first = first_line(exc, 300)
                 row = {"input": str(it.input), "output": str(it.output), "shape": "",
                        "seconds": "", "device": "", "status": "failed",
                        "message": one_line(f"{type(exc).__name__}: {first} (the worker died "

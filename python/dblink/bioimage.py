@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .export import LoadedModel, load_model
 
 #: the DBlink paper
@@ -114,7 +114,7 @@ def _test_tensors(model) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             y = model.module(torch.from_numpy(x))
     except Exception as exc:  # noqa: BLE001 - a model that fails on the test input
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc, 160)
         raise DBlinkError(f"{model.path}: not a dblink network: forward(x) on the "
                           f"{' x '.join(map(str, x.shape))} test input failed ({first})") from None
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != x.shape:

@@ -16,7 +16,7 @@ import signal
 import sys
 
 from . import __version__
-from .errors import DBlinkError, one_line
+from .errors import DBlinkError, one_line, out_of_memory
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -545,14 +545,10 @@ def _args_preview(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_preview(a: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from .files import input_file
     from .pictures import preview
 
-    from .files import path_errors
-
-    if not path_errors(lambda p: Path(p).is_file())(a.hyperstack):
-        raise DBlinkError(f"{a.hyperstack}: no such file")
+    input_file(a.hyperstack, "hyperstack")
     notes: list[str] = []
     for p in preview(a.hyperstack, a.output, say=notes.append):
         print(f"wrote {p}", file=sys.stderr)
@@ -624,7 +620,7 @@ def _resolution_over_time(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import resolution as R
-    from .files import path_errors
+    from .files import input_file
 
     if a.table is not None or a.image is not None:
         raise DBlinkError("give one of a localization table (FRC), --image TIF or --over-time TIF")
@@ -634,9 +630,9 @@ def _resolution_over_time(a: argparse.Namespace) -> int:
     if a.pixel_size is not None and not (0 < a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
     src = Path(a.over_time)
-    for path in (src, Path(a.halves) if a.halves else None):
-        if path is not None and not path_errors(lambda p: Path(p).is_file())(path):
-            raise DBlinkError(f"{path}: no such file")
+    for path in (a.over_time, a.halves):
+        if path is not None:
+            input_file(path, "hyperstack")
     prefix = Path(a.output) if a.output else src.with_suffix("")
     png = R.check_output_prefix(prefix, "_resolution_over_time.png")
     csv_path = R.check_output_prefix(prefix, "_resolution_over_time.csv")
@@ -670,7 +666,7 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import resolution as R
-    from .files import path_errors
+    from .files import input_file
 
     if a.over_time is not None:
         return _resolution_over_time(a)
@@ -683,11 +679,7 @@ def _cmd_resolution(a: argparse.Namespace) -> int:
     if a.pixel_size is not None and not (a.pixel_size > 0 and a.pixel_size < float("inf")):
         raise DBlinkError(f"--pixel-size must be a positive number of nm, got {a.pixel_size}")
     name = a.table if a.table is not None else a.image
-    if not str(name).strip():
-        raise DBlinkError("the " + ("table" if a.table is not None else "--image") + " name is empty")
-    src = Path(name)
-    if not path_errors(lambda p: Path(p).is_file())(src):
-        raise DBlinkError(f"{src}: no such file")
+    src = input_file(name, "table" if a.table is not None else "--image")
     prefix = Path(a.output) if a.output else src.with_suffix("")
     R.check_output_prefix(prefix, "_frc.png" if a.table is not None else "_decorrelation.png")
     if a.table is not None:
@@ -846,12 +838,6 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def _out_of_memory(exc: BaseException) -> bool:
-    """An allocation that failed: Python's MemoryError (numpy's too) or PyTorch's CPU allocator."""
-    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) \
-        or "DefaultCPUAllocator" in str(exc)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
@@ -869,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dblink: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
-        if not _out_of_memory(exc):
+        if not out_of_memory(exc):
             raise
         from .memory import available_memory
 

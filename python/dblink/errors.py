@@ -9,10 +9,17 @@ class DBlinkError(Exception):
 
 
 def first_line(exc: BaseException, limit: int = 120) -> str:
-    """The first line of an exception's message (at most ``limit`` characters), or its type's name
-    when it has no message (a bare ``assert`` inside a library)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:limit] if lines else type(exc).__name__
+    """The first non-blank line of an exception's message (at most ``limit`` characters), or its
+    type's name when it has none (a bare ``assert`` inside a library)."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return line[:limit]
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError (numpy's too) or PyTorch's CPU allocator
+    (a RuntimeError "DefaultCPUAllocator: can't allocate memory")."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in str(exc) or "DefaultCPUAllocator" in str(exc)))
 
 
 #: every character Python's str.splitlines (and some terminals) break a line at, and how a

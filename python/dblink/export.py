@@ -13,16 +13,11 @@ import torch
 
 from . import __version__
 from . import modelmeta
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .files import path_errors
 from .model import build_model, count_parameters
 from .modelmeta import FORMAT_VERSION, META_FILE  # noqa: F401 - re-exported
 from .modelmeta import LoadedModel, models_dirs, resolve_model  # noqa: F401 - re-exported
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first non-blank line of an exception's message (its type when it has none)."""
-    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:limit]
 
 
 def _quiet_jit():
@@ -78,7 +73,7 @@ def _read_checkpoint(ckpt_path: Path) -> tuple[dict, dict]:
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user error here
-        first = _first_line(exc, 120)
+        first = first_line(exc, 120)
         raise DBlinkError(f"{ckpt_path}: not a dblink training checkpoint ({first})") from None
     where = f"{ckpt_path}: not a dblink training checkpoint"
     if not isinstance(ckpt, dict):
@@ -119,7 +114,7 @@ def _best_network(ckpt_path: Path, ckpt: dict, cfg: dict) -> torch.nn.Module:
         net.load_state_dict(best)
     except RuntimeError as exc:
         raise DBlinkError(f"{ckpt_path}: the best weights do not fit the {arch} architecture of its "
-                          f"config ({_first_line(exc, 160)})") from None
+                          f"config ({first_line(exc, 160)})") from None
     return net
 
 
@@ -168,7 +163,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as exc:  # noqa: BLE001
-        first = _first_line(exc, 160)
+        first = first_line(exc, 160)
         raise DBlinkError(f"{path}: not a TorchScript model file ({first})") from None
     finally:
         ctx.__exit__(None, None, None)
@@ -220,7 +215,7 @@ def _read_state_dict(src: Path) -> dict:
     try:
         sd = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise DBlinkError(f"{src}: not a plain PyTorch state dict ({_first_line(exc, 120)}); "
+        raise DBlinkError(f"{src}: not a plain PyTorch state dict ({first_line(exc, 120)}); "
                           f"re-save it with torch.save(model.state_dict(), path)") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
@@ -291,7 +286,7 @@ def import_original(state_path: str | Path, out: str | Path, pixel_size_nm: floa
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise DBlinkError(f"{src}: weights do not fit the paper architecture "
-                          f"({_first_line(exc, 160)})") from None
+                          f"({first_line(exc, 160)})") from None
     meta = {"name": name or Path(out).stem, "arch": "paper", "hparams": hp, "output": "unbounded",
             "pixel_size_nm": float(geometry["pixel_size_nm"]),
             "frames_per_step": int(geometry["frames_per_step"]), "window": int(geometry["window"]),

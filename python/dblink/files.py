@@ -67,6 +67,20 @@ def path_errors(fn):
     return wrapper
 
 
+@path_errors
+def input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path when it names an existing regular file, else one DBlinkError line: an
+    empty name (which Path would read as the current folder), no such file, not a file."""
+    if not str(path).strip():
+        raise DBlinkError(f"the {what} name is empty")
+    p = Path(path)
+    if not p.exists():
+        raise DBlinkError(f"{shown(path)}: no such file")
+    if not p.is_file():
+        raise DBlinkError(f"{shown(path)}: not a file")
+    return p
+
+
 def _host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
 

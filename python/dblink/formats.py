@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import DBlinkError, first_line
-from .files import path_errors
+from .files import input_file, path_errors
 from .tables import ColumnSpec, Localizations, read_localizations
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -118,11 +118,7 @@ def read_input(path: str | os.PathLike, camera_pixel: float | None = None,
         DBlinkError: one line naming the file and what is wrong.
     """
     warn = warn or _warn_default
-    p = Path(path)
-    if not p.exists():
-        raise DBlinkError(f"{path}: no such file")
-    if not p.is_file():
-        raise DBlinkError(f"{path}: not a file")
+    p = input_file(path, "table")
     kind = detect(p)
     if columns:
         if kind in ("hdf5", "smlm", "zip", "maps"):

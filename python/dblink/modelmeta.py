@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DBlinkError
+from .errors import DBlinkError, first_line
 from .files import path_errors
 
 #: metadata format version written into every model file; readers refuse newer majors
@@ -303,7 +303,7 @@ _ZIP_ERRORS = (OSError, ValueError, EOFError, NotImplementedError)
 
 
 def _not_torchscript(where: str, exc: BaseException) -> DBlinkError:
-    first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+    first = first_line(exc)
     return DBlinkError(f"{where}: not a TorchScript model file ({first})")
 
 

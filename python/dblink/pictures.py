@@ -7,8 +7,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import DBlinkError
-from .files import path_errors as _path_errors
+from .errors import DBlinkError, first_line
+from .files import input_file, path_errors as _path_errors
 
 #: a TIFF with more pixels than this (all time points and channels) is refused by ``preview``
 MAX_PREVIEW_PIXELS = 2**27
@@ -95,11 +95,7 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
     line for a missing, empty, non-TIFF, 2-D, 5-D, RGB, too large or pixel-less file."""
     import tifffile
 
-    p = Path(path)
-    if not p.exists():
-        raise DBlinkError(f"{p}: no such file")
-    if not p.is_file():
-        raise DBlinkError(f"{p}: not a file")
+    p = input_file(path, "image")
     if p.stat().st_size == 0:
         raise DBlinkError(f"{p}: empty file (expected a TIFF hyperstack written by dblink reconstruct)")
     with open(p, "rb") as fh:
@@ -131,7 +127,7 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
     except MemoryError:
         raise DBlinkError(f"{p}: not enough memory to read the TIFF") from None
     except Exception as exc:  # noqa: BLE001 - anything tifffile cannot read is a user error here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        first = first_line(exc)
         raise DBlinkError(f"{p}: not a readable TIFF ({first})") from None
     if data.shape != shape:
         raise DBlinkError(f"{p}: the TIFF's pixels do not match its shape {shape}")

@@ -11,13 +11,12 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import DBlinkError
-from .files import atomic_output, path_errors
+from .errors import DBlinkError, first_line
+from .files import atomic_output, input_file, path_errors
 
 #: nm per unit, for the units ThunderSTORM writes in its headers
 LENGTH_UNITS = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "μm": 1000.0, "micron": 1000.0, "px": None}
@@ -308,11 +307,7 @@ def _line_too_long(path: str, lineno: int) -> DBlinkError:
 
 def _open_table(path: str):
     """The file opened for binary reading, or a one-line error (missing, a folder, unreadable)."""
-    p = Path(path)
-    if not p.exists():
-        raise DBlinkError(f"{path}: no such file")
-    if not p.is_file():
-        raise DBlinkError(f"{path}: not a file")
+    p = input_file(path, "table")
     try:
         return open(p, "rb")
     except OSError as exc:
@@ -502,7 +497,7 @@ class _BlockReader:
                                  self.c.labels, self.n_header)
             last = self.line + block.count(b"\n") - 1
             raise DBlinkError(msg or f"{self.path}: lines {self.line}-{last}: cannot read the numeric "
-                              f"columns ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from None
+                              f"columns ({first_line(exc, 160)})") from None
 
     def _value(self, block: bytes, row: int, k: int) -> tuple[int, str]:
         """Line number and text of used column ``k`` in data row ``row`` of a block."""
