@@ -10,6 +10,7 @@ import time
 import zipfile
 
 import numpy as np
+import tifffile
 import pytest
 
 from conftest import ROOT
@@ -278,6 +279,17 @@ def test_an_empty_file_name_is_named_as_such(tmp_path, capsys, argv, needle):
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     assert one_error_line(capsys, needle)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_tiff_gives_one_warning_and_one_error_line(tmp_path, capsys):
+    """tifffile logs several lines about a damaged TIFF; dblink says them as one warning line."""
+    tifffile.imwrite(tmp_path / "ok.tif", np.zeros((5, 8, 8), np.float32), imagej=True)
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "ok.tif").read_bytes()[:300])
+    assert main(["preview", str(tmp_path / "cut.tif"), "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(ln.startswith("dblink: ") for ln in err), err
+    assert len([ln for ln in err if ln.startswith("dblink: error:")]) == 1, err
+    assert len([ln for ln in err if ln.startswith("dblink: warning: tifffile reported")]) == 1, err
 
 
 def test_preview_too_large_is_refused_before_reading(tmp_path, capsys, monkeypatch):

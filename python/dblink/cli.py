@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import signal
 import sys
@@ -838,6 +839,34 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+class _CollectedLog(logging.Handler):
+    """A library's log lines (tifffile's about a damaged TIFF: several per file, before dblink's own
+    error), collected and said as one ``dblink: warning:`` line (:meth:`say`) instead."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.WARNING)
+        self.name_, self.lines = name, []
+        self.logger = logging.getLogger(name)
+        self.propagate = self.logger.propagate
+        self.logger.addHandler(self)
+        self.logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def say(self) -> None:
+        if self.lines:
+            n = len(self.lines)
+            print(f"dblink: warning: {self.name_} reported {n} problem{'s' if n > 1 else ''} "
+                  f"reading a file; the first: {one_line(self.lines[0])[:200]}", file=sys.stderr)
+            self.lines.clear()
+
+    def close(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.propagate = self.propagate
+        super().close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
@@ -849,12 +878,15 @@ def main(argv: list[str] | None = None) -> int:
             previous[sig] = signal.signal(sig, _on_signal)
         except ValueError:  # not the main thread (e.g. called from a Java or worker thread)
             pass
+    tiff_log = _CollectedLog("tifffile")
     try:
         return args.func(args)
     except DBlinkError as exc:
+        tiff_log.say()
         print(f"dblink: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
+        tiff_log.say()
         if not out_of_memory(exc):
             raise
         from .memory import available_memory
@@ -872,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dblink: terminated ({exc.name})", file=sys.stderr)
         return 128 + exc.signum
     finally:
+        tiff_log.say()
+        tiff_log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
