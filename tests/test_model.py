@@ -53,6 +53,9 @@ def test_torchscript_round_trip_without_dblink(tmp_path):
     net = build_model("compact", hidden=4, encoder=4, decoder=4, skip=2).eval()
     path = save_model(net, tmp_path / "m.pt", {"name": "t", "pixel_size_nm": 40.0,
                                                 "frames_per_step": 10, "window": 5})
+    import zipfile
+    roots = {n.split("/")[0] for n in zipfile.ZipFile(path).namelist()}
+    assert roots == {"archive"}, roots  # not the temporary file's name
     x = torch.rand(1, 6, 12, 12)
     expected = net(x).detach().numpy()
     np.save(tmp_path / "x.npy", x.numpy())

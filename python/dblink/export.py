@@ -5,6 +5,7 @@ with ``torch.jit.load`` alone (no dblink import), so Java (DJL, deepImageJ) and 
 """
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -42,8 +43,10 @@ def save_model(net: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     try:
         scripted = torch.jit.script(net.cpu().eval())
         modelmeta.probe(scripted, str(path))  # a file that is written is one that loads
+        buf = io.BytesIO()  # saved from memory: the zip's root is "archive", not the temp name
+        torch.jit.save(scripted, buf, _extra_files={META_FILE: text})
         with atomic_output(path) as tmp:
-            torch.jit.save(scripted, tmp, _extra_files={META_FILE: text})
+            Path(tmp).write_bytes(buf.getvalue())
     finally:
         ctx.__exit__(None, None, None)
     return Path(path)
