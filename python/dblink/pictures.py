@@ -138,8 +138,9 @@ def read_video(path: str | Path, what: str = "preview") -> np.ndarray:
 
 
 #: below this confidence a reconstruction should not be trusted without the summed localizations:
-#: there the paper's hallucination was 4–5× what it is above on slow held-out movies of three
-#: simulator domains (filaments versions 2 and 3; README, "Confidence channel"; ``tools/confidence_check.py``)
+#: there the paper's hallucination was 2.4–19× what it is above on held-out movies of all 12
+#: simulator domain sets, 5 movies each (shipped models; README, "Confidence channel";
+#: ``tools/confidence_check.py``, docs/bench/confidence-check-n5.txt)
 CONFIDENCE_TRUST = 0.9
 
 
@@ -177,7 +178,7 @@ def preview(path: str | Path, out_prefix: str | Path | None = None, scale: int =
     share = confidence_map(video, conf, cmap, scale)
     if say is not None:
         say(f"confidence: {100 * share:.1f} % of the structure lies below {CONFIDENCE_TRUST:g} "
-            f"(red in {cmap.name}), where hallucination was 4-5x higher on slow held-out movies; "
+            f"(red in {cmap.name}), where hallucination was 2.4-19x higher on simulated movies; "
             f"check those parts against the summed localizations")
     return [png, gif, cmap]
 
