@@ -146,16 +146,18 @@ def test_library_choice_is_the_least_loss_on_the_nearest_movies(tmp_path):
             "mitochondria S=10 W=25": 0.70}
     far = {"filaments S=5 W=25": 0.95, "filaments S=10 W=25": 0.60, "filaments S=20 W=25": 0.60,
            "mitochondria S=10 W=25": 0.60}
-    movies = ([_lib_movie(2.0 + 0.01 * i, 700.0, 0.02, near) for i in range(5)]
+    movies = ([_lib_movie(2.0 + 0.01 * i, 700.0, 0.02, near) for i in range(6)]
               + [_lib_movie(7.0 + 0.01 * i, 60.0, 0.02, far) for i in range(5)])
-    # one near movie lacks a key: that key is not offered
+    # the nearest movie has another grid (lacks a key): the 5 nearest sharing the grid most of
+    # the 5 nearest have decide
     movies[0]["f1"] = {k: v for k, v in near.items() if k != "filaments S=20 W=25"}
     lib = _library_file(tmp_path, movies)
     m = _measured(2.0, 700.0)
     c = from_library(m, path=lib)
     assert (c["model"], c["frames_per_step"], c["window"]) == ("filaments", 10, 25)
     assert c["loss"] == pytest.approx(0.0) and len(c["near"]) == 5 and not c["outside"]
-    assert all(n["density_structure"] < 3 for n in c["near"])
+    assert all(n["density_structure"] < 3 for n in c["near"]) and movies[0] not in c["near"]
+    assert c["runner_up"][0] == "filaments S=20 W=25"  # offered: all five have it
     c = from_library(_measured(7.0, 60.0), path=lib)
     assert c["frames_per_step"] == 5 and c["loss"] == pytest.approx(0.0)
     # a model given: only its settings
@@ -170,6 +172,28 @@ def test_library_choice_is_the_least_loss_on_the_nearest_movies(tmp_path):
         assert from_library(m, path=lib2)["window"] == W
     # far outside the library: said
     assert from_library(_measured(300.0, 700.0), path=lib)["outside"] == ["density on the structure"]
+
+
+def test_nearest_movies_of_two_samples_do_not_narrow_the_choice(tmp_path):
+    """A library's filament movies have the filaments model's whole grid and mitochondria at one
+    setting, its mitochondria movies the reverse: when both are among the nearest, the grid most of
+    them have decides, with all its settings (not only the two both grids share)."""
+    from dblink.suggest import from_library
+
+    fil = {"filaments S=5 W=25": 0.80, "filaments S=10 W=25": 0.70, "mitochondria S=10 W=25": 0.60}
+    mito = {"mitochondria S=5 W=10": 0.90, "mitochondria S=10 W=25": 0.85, "filaments S=10 W=25": 0.5}
+    movies = ([_lib_movie(2.0 + 0.01 * i, 100.0, 0.2, fil) for i in range(3)]
+              + [_lib_movie(2.015 + 0.01 * i, 100.0, 0.2, mito) for i in range(2)]
+              + [_lib_movie(2.5 + 0.01 * i, 100.0, 0.2, fil) for i in range(3)]
+              + [_lib_movie(2.6 + 0.01 * i, 100.0, 0.2, mito) for i in range(3)])
+    lib = _library_file(tmp_path, movies)
+    c = from_library(_measured(2.0, 100.0), path=lib)
+    assert (c["model"], c["frames_per_step"], c["window"]) == ("filaments", 5, 25)
+    assert all(set(n["f1"]) == set(fil) for n in c["near"])
+    # with a model given: the movies with most of its settings
+    c = from_library(_measured(2.0, 100.0), model="mitochondria", path=lib)
+    assert (c["model"], c["frames_per_step"], c["window"]) == ("mitochondria", 5, 10)
+    assert all(set(n["f1"]) == set(mito) for n in c["near"])
 
 
 def test_library_of_other_model_files_is_not_used(tmp_path, monkeypatch):
@@ -308,7 +332,11 @@ def test_an_uncertain_choice_names_the_runner_up(split_library):
 def test_a_damaged_library_is_one_line(tmp_path):
     from dblink.suggest import from_library
 
-    for i, text in enumerate(("{not json", '{"models": {}, "movies": []}', '{"models": {}, "movies": [{"f1": {}}]}')):
+    movie = json.dumps(_lib_movie(2.0, 700.0, 0.02, {"filaments S=5 W=25": 0.9}))
+    for i, text in enumerate(("{not json", '{"models": {}, "movies": []}', '{"models": {}, "movies": [{"f1": {}}]}',
+                              f'{{"models": {{}}, "movies": [{movie}], "neighbours": 0}}',
+                              f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, 2]}}',
+                              f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, -1, 1]}}')):
         p = tmp_path / f"bad{i}.json"
         p.write_text(text)
         with pytest.raises(DBlinkError, match="not a dblink suggestion library"):

@@ -42,6 +42,9 @@ SCENARIOS = {
     "fil-d0.1-fast": ("filaments", 0.1, 1500.0, 60.0, 150.0),
     "fil-d0.3-vfast": ("filaments", 0.3, 4000.0, 120.0, 300.0),
     "mito-d0.6-slow": ("mitochondria", 0.6, 200.0, 15.0, 40.0),
+    # added 2026-12-02 (library seeds 23-62 run again for these two only)
+    "mito-d0.2-slow": ("mitochondria", 0.2, 200.0, 15.0, 40.0),
+    "mito-d0.6-fast": ("mitochondria", 0.6, 1500.0, 60.0, 150.0),
 }
 MODELS = ("filaments", "mitochondria")
 STEPS = (5, 10, 20)
@@ -175,7 +178,7 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
     :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
     library is used only with those model files)."""
     from dblink.modelmeta import resolve_model
-    from dblink.suggest import file_sha256
+    from dblink.suggest import FEATURE_WEIGHTS, NEIGHBOURS, file_sha256
 
     movies = _library_movies(files, size, frames)
     lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
@@ -185,6 +188,7 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
            "movie": {"size_px": size, "pixel_nm": 40.0, "frames": frames, "stride": STRIDE,
                      "truth_every_frames": FINE},
            "models": {mname: file_sha256(resolve_model(mname)) for mname in MODELS},
+           "neighbours": NEIGHBOURS, "feature_weights": list(FEATURE_WEIGHTS),
            "movies": movies}
     out.write_text(json.dumps(lib, indent=None, separators=(",", ":")) + "\n")
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"

@@ -52,8 +52,8 @@ What is proposed, with the reason (:func:`suggest`): model, frames per step, win
 Model, frames per step and window are read from a **library of simulated movies**
 (:data:`LIBRARY`, built by ``tools/suggest_sweep.py --library`` from grid sweeps: each movie's
 measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
-:data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure, log
-``motion_frames``, filled share), the setting that lost the least F1 against each movie's own best
+:data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure ×2, log
+``motion_frames``, filled share ×2: :data:`FEATURE_WEIGHTS`, stored in the library), the setting that lost the least F1 against each movie's own best
 (:func:`from_library`). A learned lookup, not a formula, because the measures are noisy in ways a
 threshold rule cannot undo (a sparse slow movie reads as moving; fast filaments smeared within a
 block look filled) and the library's neighbours carry the same noise. It is used only with the
@@ -409,11 +409,13 @@ STEPS_PER_CHANGE = 20.0
 
 #: the simulated movies the proposal is read from (``tools/suggest_sweep.py --library``)
 LIBRARY = Path(__file__).with_name("suggest_library.json")
-#: how many of the library's movies, the most like the table, decide
+#: how many of the library's movies, the most like the table, decide (a library may say otherwise:
+#: its ``neighbours``)
 NEIGHBOURS = 5
 #: weights of the features (log density on the structure, log motion_frames, 5 × filled share) in
-#: the distance, each feature first scaled by its spread over the library
-FEATURE_WEIGHTS = (2.0, 1.0, 1.0)
+#: the distance, each feature first scaled by its spread over the library (a library may say
+#: otherwise: its ``feature_weights``, chosen with it by leave-one-seed-out)
+FEATURE_WEIGHTS = (2.0, 1.0, 2.0)
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
@@ -467,6 +469,11 @@ def _library(path: str) -> dict | None:
             raise ValueError("no movies")
         if not all(isinstance(m["f1"], dict) and m["f1"] for m in lib["movies"]):
             raise ValueError("a movie without F1")
+        w = np.array(lib.get("feature_weights", FEATURE_WEIGHTS), dtype=float)
+        k = lib.get("neighbours", NEIGHBOURS)
+        if w.shape != (3,) or not (np.isfinite(w).all() and (w >= 0).all()) or \
+                not (isinstance(k, int) and k >= 1):
+            raise ValueError("bad neighbours or feature weights")
     except (ValueError, KeyError, TypeError) as exc:
         raise DBlinkError(f"{p}: not a dblink suggestion library ({type(exc).__name__}); "
                           f"reinstall dblink or rebuild it (tools/suggest_sweep.py --library)") from None
@@ -493,21 +500,40 @@ def _library_model(model: str | None, lib: dict) -> str | None | bool:
     return None
 
 
-def from_library(m: Measures, model: str | None = None, k: int = NEIGHBOURS,
+def _neighbours(movies: list[dict], order: np.ndarray, k: int, model: str | None) -> list[dict]:
+    """The ``k`` movies nearest first in ``order`` that share one grid (set of settings measured):
+    a library's movies of one sample have their model's whole grid and the other model at one
+    setting, so nearest movies of two samples would share only the two models' common settings.
+    The grid is the one most of the ``k`` nearest movies have (a tie: the nearest's); with a
+    ``model`` given, the grid with the most of that model's settings."""
+    grids = [frozenset(m["f1"]) for m in movies]
+    if model is not None:
+        own = max(sum(parse_setting(key)[0] == model for key in g) for g in grids)
+        ok = {g for g in grids if sum(parse_setting(key)[0] == model for key in g) == own}
+    else:
+        first = [grids[i] for i in order[:k]]
+        ok = {max(first, key=lambda g: (first.count(g), -first.index(g)))}
+    return [movies[i] for i in order if grids[i] in ok][:k]
+
+
+def from_library(m: Measures, model: str | None = None, k: int | None = None,
                  path: str | Path | None = None) -> dict | None:
     """The setting (model, frames per step, window) that lost the least F1 against each movie's
-    best on the ``k`` library movies most like ``m``, with what the reasons need; None when there
-    is no library or it was measured with other model files. ``model``: keep this model;
-    ``path``: the library file (default :data:`LIBRARY`)."""
+    best on the ``k`` library movies most like ``m`` (default: the library's ``neighbours``, else
+    :data:`NEIGHBOURS`), with what the reasons need; None when there is no library or it was
+    measured with other model files. ``model``: keep this model; ``path``: the library file
+    (default :data:`LIBRARY`)."""
     lib = _library(str(LIBRARY if path is None else path))
     if lib is None:
         return None
     name = _library_model(model, lib)
     if name is False:
         return None
+    k = int(lib.get("neighbours", NEIGHBOURS)) if k is None else k
+    weights = np.array(lib.get("feature_weights", FEATURE_WEIGHTS), dtype=float)
     x = features(m.density_structure, m.motion_frames, m.filled_share)
-    d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * np.array(FEATURE_WEIGHTS)) ** 2).sum(1))
-    near = [lib["movies"][i] for i in np.argsort(d, kind="stable")[:k]]
+    d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * weights) ** 2).sum(1))
+    near = _neighbours(lib["movies"], np.argsort(d, kind="stable"), k, name)
     keys = set.intersection(*(set(n["f1"]) for n in near))
     if name is not None:
         keys = {key for key in keys if parse_setting(key)[0] == name}
