@@ -11,6 +11,7 @@ table alone, and the F1 of its settings is compared with the best of the grid.
     .venv/bin/python tools/suggest_sweep.py --table suggest_sweep.json     # the table again
     .venv/bin/python tools/suggest_sweep.py --motion-check                 # motion vs truth, ~1 min
     .venv/bin/python tools/suggest_sweep.py --library python/dblink/suggest_library.json s23.json ...
+    .venv/bin/python tools/suggest_sweep.py --fill s63.json ...     # score proposals a grid lacks
 
 Rerunning on an existing file scores only the grid points it lacks and proposes again (so a
 changed rule is judged against the stored grid in seconds); ``--grid-only`` leaves the proposal out
@@ -194,6 +195,47 @@ def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"
 
 
+def _proposals(row: dict, library: Path | None) -> tuple[str | None, str]:
+    """The library's (None: no choice) and the rules' settings for a sweep file's movie, proposed
+    from its stored measures."""
+    import dataclasses
+
+    from dblink.suggest import Measures, _rules, from_library, setting_key
+
+    kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
+    kw["frames"] = tuple(kw["frames"])
+    m = Measures(**kw)
+    c = from_library(m, path=library)
+    lib_key = None if c is None else setting_key(c["model"], c["frames_per_step"], c["window"])
+    mod, S, W, _ = _rules(m, None, None, None, {})
+    return lib_key, setting_key(mod, S, W)
+
+
+def fill(files: list[Path], library: Path | None, size: int = 64, frames: int = 1000) -> str:
+    """``--fill``: score on each movie of the sweep files the library's and the rules' settings
+    (proposed from its stored measures) that its grid lacks, so that ``--summary`` judges every
+    movie (the movie is simulated again from its seed)."""
+    from dblink.export import load_model
+    from dblink.suggest import parse_setting
+
+    models: dict = {}
+    n = 0
+    for f in files:
+        res = json.loads(Path(f).read_text())
+        for name, row in res.items():
+            missing = sorted({k for k in _proposals(row, library) if k and k not in row["grid"]})
+            if not missing:
+                continue
+            sim = simulate(name, size, frames, row["seed"])
+            for key in missing:
+                mname, S, W = parse_setting(key)
+                models.setdefault(mname, load_model(mname))
+                row["grid"][key] = score(sim, models[mname], S, W)
+                n += 1
+            Path(f).write_text(json.dumps(res, indent=1))
+    return f"{n} settings scored on {len(files)} sweep files"
+
+
 def summary(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
             frames: int = 1000) -> str:
     """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
@@ -201,10 +243,7 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
     the other files' movies (leave one seed out), not by ``library``; ``size`` and ``frames``
     re-simulate a movie whose measures a sweep file lacks."""
-    import dataclasses
     import tempfile
-
-    from dblink.suggest import Measures, _rules, from_library, setting_key
 
     per: dict[str, list] = {}
     bests: dict[str, dict] = {}  # how often each setting was a movie's best
@@ -216,13 +255,7 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
             build_library([o for o in files if o != f], library, size, frames)
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
-            kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
-            kw["frames"] = tuple(kw["frames"])
-            m = Measures(**kw)
-            c = from_library(m, path=library)
-            lib_key = None if c is None else setting_key(c["model"], c["frames_per_step"], c["window"])
-            mod, S, W, _ = _rules(m, None, None, None, {})
-            rule_key = setting_key(mod, S, W)
+            lib_key, rule_key = _proposals(row, library)
             best = max(g.values())
             gap = lambda k: best - g[k] if k in g else float("nan")  # noqa: E731
             per.setdefault(name, []).append((gap(lib_key), gap(rule_key)))
@@ -358,7 +391,11 @@ def main() -> int:
     p.add_argument("--summary", action="store_true", help="how far the library's choice and the "
                    "rules land from each movie's best, over the sweep files given (with --use-library "
                    "LIB: that library instead of the bundled one), and exit")
-    p.add_argument("--use-library", metavar="LIB.json", help="the library --summary proposes from")
+    p.add_argument("--use-library", metavar="LIB.json", help="the library --summary (--fill) "
+                   "proposes from")
+    p.add_argument("--fill", action="store_true", help="score the library's and the rules' "
+                   "proposals that the grids of the sweep files given lack (so that --summary "
+                   "judges every movie), and exit")
     p.add_argument("--cross", action="store_true", help="with --summary: each file's movies get a "
                    "library of the other files' movies (leave one seed out)")
     p.add_argument("files", nargs="*", help="sweep files (with --library or --summary)")
@@ -367,6 +404,12 @@ def main() -> int:
         if not a.files:
             p.error("--library OUT.json needs sweep files")
         print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames))
+        return 0
+    if a.fill:
+        import torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        print(fill([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
+                   a.size, a.frames))
         return 0
     if a.summary:
         print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
