@@ -130,7 +130,7 @@ def _library_file(tmp_path, movies, models=None, name="library.json"):
     models = models or {"filaments": file_sha256(resolve_model("filaments")),
                         "mitochondria": file_sha256(resolve_model("mitochondria"))}
     p = tmp_path / name  # a new name for each library: dblink.suggest caches them by path
-    p.write_text(json.dumps({"models": models, "movies": movies}))
+    p.write_text(json.dumps({"models": models, "movies": movies, "neighbours": 5}))
     return p
 
 

@@ -411,7 +411,7 @@ STEPS_PER_CHANGE = 20.0
 LIBRARY = Path(__file__).with_name("suggest_library.json")
 #: how many of the library's movies, the most like the table, decide (a library may say otherwise:
 #: its ``neighbours``)
-NEIGHBOURS = 5
+NEIGHBOURS = 7
 #: weights of the features (log density on the structure, log motion_frames, 5 × filled share) in
 #: the distance, each feature first scaled by its spread over the library (a library may say
 #: otherwise: its ``feature_weights``, chosen with it by leave-one-seed-out)
