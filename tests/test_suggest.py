@@ -249,6 +249,25 @@ def test_library_tool_writes_what_suggest_reads(tmp_path):
     assert row.replace(" ", "") == "|all|1|1|0.000|0.000|0|0.100|0.100|", row
 
 
+def test_fill_scores_a_proposal_the_grid_lacks(tmp_path):
+    """``--fill`` simulates the movie again from its seed and scores the library's and the rules'
+    settings its stored grid lacks, so that ``--summary`` judges every movie."""
+    lib = _library_file(tmp_path, [_lib_movie(2.0, 700.0, 0.02, {"filaments S=10 W=25": 0.9})] * 5)
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"fil-d0.3-slow": {
+        "seed": 5, "measures": _measured(2.0, 700.0).to_dict(),
+        "grid": {"filaments S=5 W=25": {"f1": 0.5}}}}))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--fill", "--use-library",
+                        str(lib), "--size", "32", "--frames", "100", str(sweep)], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python"), "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    grid = json.loads(sweep.read_text())["fil-d0.3-slow"]["grid"]
+    # the library's choice (10 frames) and the rules' (20: 30 per µm² of structure at 2.0 per frame)
+    assert set(grid) == {"filaments S=5 W=25", "filaments S=10 W=25", "filaments S=20 W=25"}, grid
+    assert all(0.0 <= v["f1"] <= 1.0 for v in grid.values()) and grid["filaments S=5 W=25"]["f1"] == 0.5
+    assert r.stdout.startswith("2 settings scored")
+
+
 def test_too_few_localizations_is_one_line():
     tiny = Localizations(frame=np.arange(1, 11), x=np.zeros(10), y=np.zeros(10), source="t.csv")
     with pytest.raises(DBlinkError, match="t.csv: only 10 localizations; too few"):
