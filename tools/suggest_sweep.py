@@ -301,7 +301,7 @@ def per_kind(grids: dict[str, list]) -> str:
         sweep = max(sorted(mean), key=mean.get)
         cells = []
         for i in (1, 2):
-            f = np.array([g.get(r[i], np.nan) if r[i] else np.nan for r in rows for g in [r[0]]])
+            f = np.array([r[0].get(r[i], np.nan) if r[i] else np.nan for r in rows])
             ok = np.isfinite(f)
             miss = "" if ok.all() else f" ({int((~ok).sum())} not in the grid)"
             d = f[ok] - np.array([g[sweep] for g, _, _ in rows])[ok]  # paired, per movie

@@ -847,7 +847,7 @@ class _CollectedLog(logging.Handler):
         super().__init__(logging.WARNING)
         self.name_, self.lines = name, []
         self.logger = logging.getLogger(name)
-        self.propagate = self.logger.propagate
+        self._was_propagating = self.logger.propagate
         self.logger.addHandler(self)
         self.logger.propagate = False
 
@@ -863,7 +863,7 @@ class _CollectedLog(logging.Handler):
 
     def close(self) -> None:
         self.logger.removeHandler(self)
-        self.logger.propagate = self.propagate
+        self.logger.propagate = self._was_propagating
         super().close()
 
 
