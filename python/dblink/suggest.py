@@ -57,9 +57,9 @@ measures and the F1 of every setting of its grid, reconstructed with the bundled
 one grid, the setting that lost the least F1 against each movie's own best (:func:`from_library`).
 A learned lookup, not a formula, because the measures are noisy in ways a threshold rule cannot
 undo (a sparse slow movie reads as moving; fast filaments smeared within a block look filled) and
-the library's neighbours carry the same noise. It is used only with the
-model files it was measured with (their SHA-256 are in the library) and at its 40 nm grid; for
-other models the density and motion rules (:func:`_rules`) decide. Stride: from the device.
+the library's neighbours carry the same noise. It is used only with the model files it was
+measured with (their SHA-256 are in the library) and at its 40 nm grid; for other models the
+density and motion rules (:func:`_rules`) decide. Stride: from the device.
 Judged on held-out seeds against the rules (``tools/suggest_sweep.py --summary``; the README).
 """
 from __future__ import annotations
@@ -478,7 +478,8 @@ def _library(path: str) -> dict | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise DBlinkError(f"{p}: not a dblink suggestion library ({type(exc).__name__}); "
                           f"reinstall dblink or rebuild it (tools/suggest_sweep.py --library)") from None
-    lib["X"], lib["spread"] = X, X.std(0) + 1e-9
+    lib["X"], lib["spread"], lib["weights"], lib["k"] = X, X.std(0) + 1e-9, w, k
+    lib["grids"] = [frozenset(m["f1"]) for m in lib["movies"]]  # the settings each movie has
     return lib
 
 
@@ -501,16 +502,16 @@ def _library_model(model: str | None, lib: dict) -> str | None | bool:
     return None
 
 
-def _neighbours(movies: list[dict], order: np.ndarray, k: int, model: str | None) -> list[dict]:
-    """The ``k`` movies nearest first in ``order`` that share one grid (set of settings measured):
+def _neighbours(lib: dict, order: np.ndarray, k: int, model: str | None) -> list[dict]:
+    """The ``k`` movies of ``lib`` nearest first in ``order`` that share one grid (set of settings measured):
     a library's movies of one sample have their model's whole grid and the other model at one
     setting, so nearest movies of two samples would share only the two models' common settings.
     The grid is the one most of the ``k`` nearest movies have (a tie: the nearest's); with a
     ``model`` given, the grid with the most of that model's settings."""
-    grids = [frozenset(m["f1"]) for m in movies]
+    movies, grids = lib["movies"], lib["grids"]
     if model is not None:
-        own = max(sum(parse_setting(key)[0] == model for key in g) for g in grids)
-        ok = {g for g in grids if sum(parse_setting(key)[0] == model for key in g) == own}
+        count = {g: sum(parse_setting(key)[0] == model for key in g) for g in set(grids)}
+        ok = {g for g, c in count.items() if c == max(count.values())}
     else:
         first = [grids[i] for i in order[:k]]
         ok = {max(first, key=lambda g: (first.count(g), -first.index(g)))}
@@ -530,11 +531,9 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     name = _library_model(model, lib)
     if name is False:
         return None
-    k = int(lib.get("neighbours", NEIGHBOURS)) if k is None else k
-    weights = np.array(lib.get("feature_weights", FEATURE_WEIGHTS), dtype=float)
     x = features(m.density_structure, m.motion_frames, m.filled_share)
-    d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * weights) ** 2).sum(1))
-    near = _neighbours(lib["movies"], np.argsort(d, kind="stable"), k, name)
+    d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * lib["weights"]) ** 2).sum(1))
+    near = _neighbours(lib, np.argsort(d, kind="stable"), lib["k"] if k is None else k, name)
     keys = set.intersection(*(set(n["f1"]) for n in near))
     if name is not None:
         keys = {key for key in keys if parse_setting(key)[0] == name}
