@@ -245,9 +245,7 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
     re-simulate a movie whose measures a sweep file lacks."""
     import tempfile
 
-    per: dict[str, list] = {}
-    bests: dict[str, dict] = {}  # how often each setting was a movie's best
-    grids: dict[str, list] = {}  # each movie's grid F1 and the two choices
+    grids: dict[str, list] = {}  # per scenario: each movie's grid F1 and the two choices
     tmp = tempfile.TemporaryDirectory()
     for i, f in enumerate(files):
         if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
@@ -255,14 +253,16 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
             build_library([o for o in files if o != f], library, size, frames)
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
-            lib_key, rule_key = _proposals(row, library)
-            best = max(g.values())
-            gap = lambda k: best - g[k] if k in g else float("nan")  # noqa: E731
-            per.setdefault(name, []).append((gap(lib_key), gap(rule_key)))
-            grids.setdefault(name, []).append((g, lib_key, rule_key))
-            bests.setdefault(name, {}).setdefault(max(g, key=g.get), 0)
-            bests[name][max(g, key=g.get)] += 1
+            grids.setdefault(name, []).append((g, *_proposals(row, library)))
     tmp.cleanup()
+    # each movie's gap to its own best, of the two choices (nan: a setting not in its grid)
+    per = {name: [tuple(max(g.values()) - g[k] if k in g else float("nan") for k in (lk, rk))
+                  for g, lk, rk in rows] for name, rows in grids.items()}
+    bests: dict[str, dict] = {}  # how often each setting was a movie's best
+    for name, rows in grids.items():
+        for g, _, _ in rows:
+            key = max(g, key=g.get)
+            bests.setdefault(name, {})[key] = bests.get(name, {}).get(key, 0) + 1
     lines = ["| movie | movies | library: within 0.01 | mean gap | largest | rules: within 0.01 | "
              "mean gap | largest |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -398,7 +398,7 @@ def main() -> int:
                    "judges every movie), and exit")
     p.add_argument("--cross", action="store_true", help="with --summary: each file's movies get a "
                    "library of the other files' movies (leave one seed out)")
-    p.add_argument("files", nargs="*", help="sweep files (with --library or --summary)")
+    p.add_argument("files", nargs="*", help="sweep files (with --library, --summary or --fill)")
     a = p.parse_args()
     if a.library:
         if not a.files:
