@@ -134,9 +134,9 @@ def _library_file(tmp_path, movies, models=None, name="library.json"):
     return p
 
 
-def _lib_movie(density, tau, filled, f1):
+def _lib_movie(density, tau, filled, f1, short=0.0):
     return {"movie": "m", "seed": 0, "localizations": 3000, "density_structure": density,
-            "motion_frames": tau, "filled_share": filled, "f1": f1}
+            "motion_frames": tau, "filled_share": filled, "filled_share_short": short, "f1": f1}
 
 
 def test_library_choice_is_the_least_loss_on_the_nearest_movies(tmp_path):
@@ -268,6 +268,58 @@ def test_fill_scores_a_proposal_the_grid_lacks(tmp_path):
     assert r.stdout.startswith("2 settings scored")
 
 
+def test_fill_and_summary_leave_one_seed_out(tmp_path):
+    """``--fill --cross``: each file's movies are proposed for by a library of the other files'
+    movies, and what their grids lack is scored; ``--summary --cross`` then judges every movie."""
+    files = []
+    for seed, grid in ((5, {"filaments S=5 W=25": 0.5}), (6, {"filaments S=10 W=25": 0.9})):
+        files.append(tmp_path / f"sweep-seed{seed}.json")
+        files[-1].write_text(json.dumps({"fil-d0.3-slow": {
+            "seed": seed, "measures": _measured(2.0, 700.0).to_dict(),
+            "grid": {k: {"f1": v} for k, v in grid.items()}}}))
+    tool = [sys.executable, str(ROOT / "tools" / "suggest_sweep.py")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python"), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(tool + ["--fill", "--cross", "--size", "32", "--frames", "100", *map(str, files)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("4 settings scored")  # the other file's best, the rules' S=20
+    grids = [json.loads(f.read_text())["fil-d0.3-slow"]["grid"] for f in files]
+    assert set(grids[0]) == {"filaments S=5 W=25", "filaments S=10 W=25", "filaments S=20 W=25"}
+    assert set(grids[1]) == set(grids[0]) and grids[1]["filaments S=10 W=25"]["f1"] == 0.9
+    r = subprocess.run(tool + ["--summary", "--cross", *map(str, files)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "leave one out" in r.stdout and "not in the grid" not in r.stdout
+
+
+def test_remeasure_adds_a_measure_to_old_sweep_files(tmp_path):
+    """``--remeasure``: a sweep file measured before ``filled_share_short`` existed is measured again
+    (the movie simulated again from its seed); the library tool needs every measure."""
+    sweep = tmp_path / "sweep.json"
+    old = _measured(2.0, 700.0).to_dict()
+    del old["filled_share_short"]
+    sweep.write_text(json.dumps({"fil-d0.3-slow": {"seed": 5, "measures": old,
+                                                    "grid": {"filaments S=5 W=25": {"f1": 0.5}}}}))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--remeasure", "--size",
+                        "32", "--frames", "100", str(sweep)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 movies measured again in 1 sweep files; 1 had other stored")
+    m = json.loads(sweep.read_text())["fil-d0.3-slow"]["measures"]
+    assert set(m) == set(old) | {"filled_share_short"} and m["frames"][1] <= 100
+
+
+def test_shape_over_short_blocks_sees_through_motion():
+    """Fast filaments smear into bands within a density block (a third of the movie) and look
+    almost as filled as mitochondria; over blocks of half the motion's half-life they are thin."""
+    fast = measure(movie(motion=FAST))  # seed 16: 1500 nm drift, 60°, 150 nm bending in 1000 frames
+    assert fast.filled_share > 0.15 and fast.filled_share_short < 0.06
+    assert measure(movie("mitochondria", density=0.6, motion=FAST)).filled_share_short > 0.1
+    static = measure(movie(motion=STATIC))  # nothing to smear: the same blocks, the same share
+    assert static.filled_share_short == pytest.approx(static.filled_share)
+    assert "over blocks too short for motion to smear it" in suggest(movie(motion=FAST), device="cpu").report()
+
+
 def test_too_few_localizations_is_one_line():
     tiny = Localizations(frame=np.arange(1, 11), x=np.zeros(10), y=np.zeros(10), source="t.csv")
     with pytest.raises(DBlinkError, match="t.csv: only 10 localizations; too few"):
@@ -355,7 +407,8 @@ def test_a_damaged_library_is_one_line(tmp_path):
     for i, text in enumerate(("{not json", '{"models": {}, "movies": []}', '{"models": {}, "movies": [{"f1": {}}]}',
                               f'{{"models": {{}}, "movies": [{movie}], "neighbours": 0}}',
                               f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, 2]}}',
-                              f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, -1, 1]}}')):
+                              f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, -1, 1, 1]}}',
+                              f'{{"models": {{}}, "movies": [{movie}], "feature_weights": [1, 1, 1]}}')):
         p = tmp_path / f"bad{i}.json"
         p.write_text(text)
         with pytest.raises(DBlinkError, match="not a dblink suggestion library"):

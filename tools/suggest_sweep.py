@@ -12,6 +12,7 @@ table alone, and the F1 of its settings is compared with the best of the grid.
     .venv/bin/python tools/suggest_sweep.py --motion-check                 # motion vs truth, ~1 min
     .venv/bin/python tools/suggest_sweep.py --library python/dblink/suggest_library.json s23.json ...
     .venv/bin/python tools/suggest_sweep.py --fill s63.json ...     # score proposals a grid lacks
+    .venv/bin/python tools/suggest_sweep.py --remeasure s63.json ...  # measures added since a run
 
 Rerunning on an existing file scores only the grid points it lacks and proposes again (so a
 changed rule is judged against the stored grid in seconds); ``--grid-only`` leaves the proposal out
@@ -156,21 +157,31 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+#: the measures a library movie needs (a sweep file measured before one was added: ``--remeasure``)
+MEASURED = ("localizations", "density_structure", "motion_frames", "filled_share", "filled_share_short")
+
+
 def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
-    from dblink.suggest import measure
+    from dblink.suggest import measure, setting_key
 
     movies = []
     for f in files:
         for name, row in json.loads(Path(f).read_text()).items():
             if "seed" not in row:
                 raise SystemExit(f"{f}: {name} has no seed; run this script's grid on it again")
-            m = row.get("measures") or measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
+            m = row.get("measures")
+            if not m or any(k not in m for k in MEASURED):
+                m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
             tau = m["motion_frames"]
+            # the scenario's lean grid only: settings --fill scored on some movies would give them
+            # a grid of their own (dblink.suggest groups the nearest movies by grid)
+            lean = {setting_key(*k) for k in grid_keys(name, lean=True)}
             movies.append({"movie": name, "seed": row["seed"], "localizations": m["localizations"],
                            "density_structure": round(m["density_structure"], 4),
                            "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
                            "filled_share": round(m["filled_share"], 4),
-                           "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items()}})
+                           "filled_share_short": round(m["filled_share_short"], 4),
+                           "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in lean}})
     return movies
 
 
@@ -211,19 +222,55 @@ def _proposals(row: dict, library: Path | None) -> tuple[str | None, str]:
     return lib_key, setting_key(mod, S, W)
 
 
-def fill(files: list[Path], library: Path | None, size: int = 64, frames: int = 1000) -> str:
+def remeasure(files: list[Path], size: int = 64, frames: int = 1000) -> str:
+    """``--remeasure``: measure each movie of the sweep files again (simulated again from its seed),
+    for a measure added since they were run; says how many movies' stored measures changed."""
+    from dblink.suggest import measure
+
+    n = changed = 0
+    for f in files:
+        res = json.loads(Path(f).read_text())
+        for name, row in res.items():
+            new = json.loads(json.dumps(measure(simulate(name, size, frames, row["seed"]).locs).to_dict()))
+            old = row.get("measures") or {}
+            changed += any(old[k] != new.get(k) for k in old)
+            row["measures"] = new
+            n += 1
+        Path(f).write_text(json.dumps(res, indent=1))
+    return f"{n} movies measured again in {len(files)} sweep files; {changed} had other stored measures"
+
+
+def _each_with_library(files: list[Path], library: Path | None, cross: bool, size: int,
+                       frames: int):
+    """Each sweep file with the library its movies are proposed for from: ``library``, or with
+    ``cross`` one built from the other files' movies (leave one seed out), all built before the
+    first file is yielded (so that ``--fill`` proposes from the files as they were given)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        libraries = [library] * len(files)
+        if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
+            for i, f in enumerate(files):
+                libraries[i] = Path(tmp) / f"library-{i}.json"
+                build_library([o for o in files if o != f], libraries[i], size, frames)
+        yield from zip(files, libraries)
+
+
+def fill(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
+         frames: int = 1000) -> str:
     """``--fill``: score on each movie of the sweep files the library's and the rules' settings
-    (proposed from its stored measures) that its grid lacks, so that ``--summary`` judges every
-    movie (the movie is simulated again from its seed)."""
+    (proposed from its stored measures; ``cross``: by a library of the other files' movies) that
+    its grid lacks, so that ``--summary`` judges every movie (the movie is simulated again from
+    its seed)."""
     from dblink.export import load_model
     from dblink.suggest import parse_setting
 
     models: dict = {}
     n = 0
-    for f in files:
+    for f, lib in _each_with_library(files, library, cross, size, frames):
         res = json.loads(Path(f).read_text())
         for name, row in res.items():
-            missing = sorted({k for k in _proposals(row, library) if k and k not in row["grid"]})
+            missing = sorted({k for k in _proposals(row, lib) if k and k not in row["grid"]})
             if not missing:
                 continue
             sim = simulate(name, size, frames, row["seed"])
@@ -243,18 +290,11 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
     the other files' movies (leave one seed out), not by ``library``; ``size`` and ``frames``
     re-simulate a movie whose measures a sweep file lacks."""
-    import tempfile
-
     grids: dict[str, list] = {}  # per scenario: each movie's grid F1 and the two choices
-    tmp = tempfile.TemporaryDirectory()
-    for i, f in enumerate(files):
-        if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
-            library = Path(tmp.name) / f"library-{i}.json"
-            build_library([o for o in files if o != f], library, size, frames)
+    for f, lib in _each_with_library(files, library, cross, size, frames):
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
-            grids.setdefault(name, []).append((g, *_proposals(row, library)))
-    tmp.cleanup()
+            grids.setdefault(name, []).append((g, *_proposals(row, lib)))
     # each movie's gap to its own best, of the two choices (nan: a setting not in its grid)
     per = {name: [tuple(max(g.values()) - g[k] if k in g else float("nan") for k in (lk, rk))
                   for g, lk, rk in rows] for name, rows in grids.items()}
@@ -396,8 +436,10 @@ def main() -> int:
     p.add_argument("--fill", action="store_true", help="score the library's and the rules' "
                    "proposals that the grids of the sweep files given lack (so that --summary "
                    "judges every movie), and exit")
-    p.add_argument("--cross", action="store_true", help="with --summary: each file's movies get a "
-                   "library of the other files' movies (leave one seed out)")
+    p.add_argument("--remeasure", action="store_true", help="measure the movies of the sweep files "
+                   "given again (a measure added since they were run), and exit")
+    p.add_argument("--cross", action="store_true", help="with --summary or --fill: each file's "
+                   "movies get a library of the other files' movies (leave one seed out)")
     p.add_argument("files", nargs="*", help="sweep files (with --library, --summary or --fill)")
     a = p.parse_args()
     if a.library:
@@ -405,11 +447,14 @@ def main() -> int:
             p.error("--library OUT.json needs sweep files")
         print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames))
         return 0
+    if a.remeasure:
+        print(remeasure([Path(f) for f in a.files], a.size, a.frames))
+        return 0
     if a.fill:
         import torch
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         print(fill([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                   a.size, a.frames))
+                   a.cross, a.size, a.frames))
         return 0
     if a.summary:
         print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,

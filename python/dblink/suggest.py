@@ -46,15 +46,20 @@ shipped models):
   least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.20 on the
   simulated filaments of sweep seeds 16-18, fast motion included), filled mitochondria much
   (≥ 0.27). Very fast motion smears filaments into bands within a block (0.31 on seed 19's very
-  fast movie, which then got the mitochondria model).
+  fast movie, which then got the mitochondria model). So the share is measured a second time
+  (``filled_share_short``) over blocks of half ``motion_frames`` (50 raw frames at least, a
+  density block at most), which the structure's motion does not smear: on seeds 23-42 fast
+  filaments had a median of 0.09 over density blocks and 0.02 over short ones, sparse slow
+  mitochondria 0.16 and 0.11 (neither share alone separates them: mitochondria lose share in
+  sparse short blocks too, so both are features of the library below).
 
 What is proposed, with the reason (:func:`suggest`): model, frames per step, window and stride.
 Model, frames per step and window are read from a **library of simulated movies**
 (:data:`LIBRARY`, built by ``tools/suggest_sweep.py --library`` from grid sweeps: each movie's
 measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
 :data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure ×2, log
-``motion_frames``, filled share ×2: :data:`FEATURE_WEIGHTS`; both stored in the library) that share
-one grid, the setting that lost the least F1 against each movie's own best (:func:`from_library`).
+``motion_frames``, filled share, filled share over short blocks ×2: :data:`FEATURE_WEIGHTS`; both
+stored in the library) that share one grid, the setting that lost the least F1 against each movie's own best (:func:`from_library`).
 A learned lookup, not a formula, because the measures are noisy in ways a threshold rule cannot
 undo (a sparse slow movie reads as moving; fast filaments smeared within a block look filled) and
 the library's neighbours carry the same noise. It is used only with the model files it was
@@ -96,6 +101,8 @@ MOTION_PAIRS = 48
 LINK_SIGMAS = 4 * math.sqrt(2)
 #: filled share above which the structure is filled (mitochondria), below: filaments
 FILLED_SHARE = 0.22
+#: the short blocks of the second shape measure last at least this many raw frames
+SHAPE_MIN_FRAMES = 50
 
 
 @dataclass
@@ -115,6 +122,9 @@ class Measures:
     motion_frames: float | None
     filled_share: float
     pixel_size: float
+    #: the filled share again over blocks of half ``motion_frames`` (at least
+    #: :data:`SHAPE_MIN_FRAMES`, at most ``block_frames``), which motion does not smear
+    filled_share_short: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,7 +158,8 @@ class Suggestion:
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
                          f"structure {tau}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
-                     f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'})")
+                     f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'}); "
+                     f"{100 * m.filled_share_short:.0f} % over blocks too short for motion to smear it")
         lines.append("suggested:")
         for k, v in self.options.items():
             lines.append(f"  --{k.replace('_', '-'):<17} {v!s:<12} {self.reasons.get(k, '')}")
@@ -193,6 +204,30 @@ def _shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     dy = dy - H if dy > H / 2 else dy
     dx = dx - W if dx > W / 2 else dx
     return float(dy), float(dx)
+
+
+def _filled(sm: np.ndarray) -> float | None:
+    """The filled share of one block's 1-pixel-blurred counts (the module docstring: shape), or
+    None when the block is empty."""
+    bright = sm > 0.25 * np.percentile(sm, 99)
+    if not bright.any():
+        return None
+    return float((ndimage.distance_transform_edt(bright)[bright] >= 2.5).mean())
+
+
+def filled_share_over(locs: Localizations, block_frames: int, x0: float, y0: float, px: float,
+                      shape: tuple[int, int]) -> float:
+    """Mean filled share of the whole blocks of ``block_frames`` raw frames (at most
+    2 × :data:`MOTION_PAIRS` of them, spread over the movie); 0 when all are empty."""
+    f0, f1 = locs.frame_range
+    L = max(1, int(block_frames))
+    n_full = max(1, (f1 - f0 + 1) // L)
+    blocks = np.unique(np.linspace(0, n_full - 1, min(n_full, 2 * MOTION_PAIRS)).round().astype(np.int64))
+    blk = (locs.frame - f0) // L
+    shares = [_filled(ndimage.gaussian_filter(_counts(locs, blk == b, x0, y0, px, shape), 1.0))
+              for b in blocks.tolist()]
+    shares = [v for v in shares if v is not None]
+    return float(np.mean(shares)) if shares else 0.0
 
 
 def nena(locs: Localizations, max_nm: float = NENA_MAX_NM) -> float | None:
@@ -356,9 +391,9 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         mask = sm > max(cnt.sum() / (H * W), 1e-12)
         areas.append(mask.sum() * px * px / 1e6)
         on.append(cnt[mask].sum())
-        bright = sm > 0.25 * np.percentile(sm, 99)
-        if bright.any():
-            filled.append(float((ndimage.distance_transform_edt(bright)[bright] >= 2.5).mean()))
+        share = _filled(sm)
+        if share is not None:
+            filled.append(share)
         if previous is not None and previous[0] == b - 1:
             shifts.append(_shift(previous[1], sm))
         previous = (b, sm) if b in pair_starts else None
@@ -376,13 +411,19 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     if shifts:
         speed = float(np.median([math.hypot(*s) for s in shifts]) * px / block_frames)
     tau = motion_frames(locs, precision, x0, y0, px, (H, W))
+    # the shape again over blocks that motion does not smear: fast filaments smeared into bands
+    # within a density block look as filled as sparse mitochondria
+    short = block_frames
+    if tau is not None and math.isfinite(tau):
+        short = int(min(max(SHAPE_MIN_FRAMES, tau / 2), block_frames))
+    filled_short = filled_share_over(locs, short, x0, y0, px, (H, W))
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
                     density_field=n / (field_um2 * n_frames), structure_um2=structure_um2,
                     density_structure=density_structure, precision_nm=precision,
                     precision_method=method, block_frames=block_frames,
                     speed_nm_per_frame=speed, motion_frames=tau,
                     filled_share=float(np.mean(filled)) if filled else 0.0,
-                    pixel_size=px)
+                    pixel_size=px, filled_share_short=filled_short)
 
 
 # ----------------------------------------------------------------------------- the proposal
@@ -413,10 +454,11 @@ LIBRARY = Path(__file__).with_name("suggest_library.json")
 #: how many of the library's movies, the most like the table, decide (a library may say otherwise:
 #: its ``neighbours``)
 NEIGHBOURS = 7
-#: weights of the features (log density on the structure, log motion_frames, 5 × filled share) in
-#: the distance, each feature first scaled by its spread over the library (a library may say
-#: otherwise: its ``feature_weights``, chosen with it by leave-one-seed-out)
-FEATURE_WEIGHTS = (2.0, 1.0, 2.0)
+#: weights of the features (log density on the structure, log motion_frames, 5 × filled share,
+#: 5 × filled share over short blocks) in the distance, each feature first scaled by its spread
+#: over the library (a library may say otherwise: its ``feature_weights``, chosen with it by
+#: leave-one-seed-out)
+FEATURE_WEIGHTS = (2.0, 1.0, 1.0, 2.0)
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
@@ -446,14 +488,22 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def features(density_structure: float, motion_frames: float | None, filled_share: float) -> np.ndarray:
+def features(density_structure: float, motion_frames: float | None, filled_share: float,
+             filled_share_short: float) -> np.ndarray:
     """The point of a movie in the library's space (see :data:`FEATURE_WEIGHTS`)."""
     tau = motion_frames
     if tau is None or not math.isfinite(tau):
         tau = MOTION_CLIP[1]
     tau = min(max(float(tau), MOTION_CLIP[0]), MOTION_CLIP[1])
     return np.array([math.log(max(float(density_structure), 1e-3)), math.log(tau),
-                     5.0 * float(filled_share)])
+                     5.0 * float(filled_share), 5.0 * float(filled_share_short)])
+
+
+def _features_of(m: Measures | dict) -> np.ndarray:
+    """:func:`features` of a table's measures or of a library movie."""
+    get = m.get if isinstance(m, dict) else lambda key: getattr(m, key)
+    return features(get("density_structure"), get("motion_frames"), get("filled_share"),
+                    get("filled_share_short"))
 
 
 @functools.lru_cache(maxsize=4)
@@ -464,15 +514,14 @@ def _library(path: str) -> dict | None:
         return None
     try:
         lib = json.loads(p.read_text())
-        X = np.array([features(m["density_structure"], m["motion_frames"], m["filled_share"])
-                      for m in lib["movies"]])
+        X = np.array([_features_of(m) for m in lib["movies"]])
         if X.ndim != 2 or not len(X) or not isinstance(lib["models"], dict):
             raise ValueError("no movies")
         if not all(isinstance(m["f1"], dict) and m["f1"] for m in lib["movies"]):
             raise ValueError("a movie without F1")
         w = np.array(lib.get("feature_weights", FEATURE_WEIGHTS), dtype=float)
         k = lib.get("neighbours", NEIGHBOURS)
-        if w.shape != (3,) or not (np.isfinite(w).all() and (w >= 0).all()) or \
+        if w.shape != (X.shape[1],) or not (np.isfinite(w).all() and (w >= 0).all()) or \
                 not (isinstance(k, int) and k >= 1):
             raise ValueError("bad neighbours or feature weights")
     except (ValueError, KeyError, TypeError) as exc:
@@ -531,7 +580,7 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     name = _library_model(model, lib)
     if name is False:
         return None
-    x = features(m.density_structure, m.motion_frames, m.filled_share)
+    x = _features_of(m)
     d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * lib["weights"]) ** 2).sum(1))
     near = _neighbours(lib, np.argsort(d, kind="stable"), lib["k"] if k is None else k, name)
     keys = set.intersection(*(set(n["f1"]) for n in near))
@@ -551,7 +600,8 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     best = min(loss, key=lambda key: (not (loss[key] <= low + TIE and own_window(key)), loss[key]))
     mname, S, W = parse_setting(best)
     lo, hi = lib["X"].min(0), lib["X"].max(0)
-    outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape"), x, lo, hi)
+    outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape",
+                                               "shape over short blocks"), x, lo, hi)
                if v < a - 0.1 * (b - a) or v > b + 0.1 * (b - a)]
     others = sorted((key for key in loss if key != best), key=loss.get)
     return {"model": mname, "frames_per_step": S, "window": W, "loss": loss[best],
