@@ -294,3 +294,27 @@ def test_without_h5py_hdf5_is_refused_in_one_line():
 def test_read_table_refuses_a_map_stack():
     with pytest.raises(DBlinkError, match="a map stack \\(TIFF\\), not a localization table"):
         read_table(DATA / "deepstorm_maps.tif", warn=lambda m: None)
+
+
+def test_a_reader_failing_without_a_message_is_named(tmp_path, monkeypatch):
+    """tifffile failing on a map stack's layout or pixels with an empty or multi-line message: one
+    line that names what failed (the first non-blank line, else the exception's type)."""
+    import dblink.formats as fm
+
+    path = tmp_path / "maps.tif"
+    tifffile.imwrite(path, np.zeros((6, 8, 8), np.float32))
+
+    def fail(exc):
+        def raiser(*a, **k):
+            raise exc
+        return raiser
+
+    monkeypatch.setattr(tifffile, "memmap", fail(ValueError("")))
+    monkeypatch.setattr(tifffile, "imread", fail(AssertionError()))
+    with pytest.raises(DBlinkError) as e:
+        fm._tiff_pixels(path, 6, 8, 8)
+    assert str(e.value) == f"{path}: cannot read the TIFF's pixels (AssertionError)"
+    monkeypatch.setattr(tifffile.TiffFile, "series", property(fail(ValueError("\n  tag 256 missing\nmore"))))
+    with pytest.raises(DBlinkError) as e:
+        fm._tiff_layout(path)
+    assert str(e.value) == f"{path}: cannot read the TIFF's layout (tag 256 missing)"

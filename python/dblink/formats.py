@@ -495,7 +495,7 @@ def _smlm_manifest(path: Path, zf: zipfile.ZipFile) -> dict:
     try:
         manifest = json.loads(zf.read(info).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, OSError) as exc:
-        raise DBlinkError(f"{path}: manifest.json is not valid JSON ({str(exc)[:100]})") from None
+        raise DBlinkError(f"{path}: manifest.json is not valid JSON ({first_line(exc, 100)})") from None
     if not isinstance(manifest, dict):
         raise DBlinkError(f"{path}: manifest.json is not a JSON object")
     version = str(manifest.get("format_version", "?"))
@@ -566,7 +566,7 @@ def _smlm_rows(path: Path, zf: zipfile.ZipFile, fi: dict, rec: np.dtype, rows: i
     try:
         return np.frombuffer(zf.read(member), dtype=rec, count=rows)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DBlinkError(f"{path}: cannot read the .smlm table ({str(exc)[:100]})") from None
+        raise DBlinkError(f"{path}: cannot read the .smlm table ({first_line(exc, 100)})") from None
 
 
 def _smlm_scale(path: Path, column: str, unit, camera_pixel: float | None,
@@ -686,7 +686,7 @@ def _tiff_layout(path: Path) -> tuple[tuple, float | None, tuple[float, float]]:
             return (shape, _tiff_pixel_size(tif),
                     (float(ij.get("xorigin", 0.0)), float(ij.get("yorigin", 0.0))))
         except Exception as exc:  # noqa: BLE001
-            raise DBlinkError(f"{path}: cannot read the TIFF's layout ({str(exc)[:120]})") from None
+            raise DBlinkError(f"{path}: cannot read the TIFF's layout ({first_line(exc)})") from None
 
 
 def _tiff_pixels(path: Path, T: int, H: int, W: int) -> np.ndarray:
@@ -699,7 +699,7 @@ def _tiff_pixels(path: Path, T: int, H: int, W: int) -> np.ndarray:
         try:
             arr = tifffile.imread(path)
         except Exception as exc:  # noqa: BLE001
-            raise DBlinkError(f"{path}: cannot read the TIFF's pixels ({str(exc)[:120]})") from None
+            raise DBlinkError(f"{path}: cannot read the TIFF's pixels ({first_line(exc)})") from None
     arr = np.asarray(arr).reshape(T, H, W) if arr.size == T * H * W else None
     if arr is None:
         raise DBlinkError(f"{path}: the TIFF's pixels do not match its shape")
