@@ -292,6 +292,28 @@ def test_a_damaged_tiff_gives_one_warning_and_one_error_line(tmp_path, capsys):
     assert len([ln for ln in err if ln.startswith("dblink: warning: tifffile reported")]) == 1, err
 
 
+def test_collected_log_lines_restore_the_logger_whatever_the_order():
+    """Two dblink.cli.main calls at once in one process (two threads) each collect tifffile's log;
+    closing them in either order leaves the logger propagating as it did before."""
+    import logging
+
+    from dblink.cli import _CollectedLog
+
+    log = logging.getLogger("tifffile")
+    assert log.propagate
+    for order in ((0, 1), (1, 0)):
+        a, b = _CollectedLog("tifffile"), _CollectedLog("tifffile")
+        assert not log.propagate
+        log.warning("damaged")
+        assert a.lines == b.lines == ["damaged"]
+        first, second = (a, b)[order[0]], (a, b)[order[1]]
+        first.close()
+        assert not log.propagate and first not in log.handlers
+        second.close()
+        second.close()  # again, as logging.shutdown does: no change
+        assert log.propagate and second not in log.handlers
+
+
 def test_preview_too_large_is_refused_before_reading(tmp_path, capsys, monkeypatch):
     import dblink.pictures as P
     _tifs(tmp_path)

@@ -15,6 +15,7 @@ import logging
 import re
 import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import DBlinkError, one_line, out_of_memory
@@ -841,15 +842,22 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 class _CollectedLog(logging.Handler):
     """A library's log lines (tifffile's about a damaged TIFF: several per file, before dblink's own
-    error), collected and said as one ``dblink: warning:`` line (:meth:`say`) instead."""
+    error), collected and said as one ``dblink: warning:`` line (:meth:`say`) instead. The logger
+    stops propagating while at least one collector is open (several :func:`main` calls at once in
+    one process share it; the last to close restores what the logger did before the first)."""
+
+    _lock = threading.Lock()
+    _open: dict[str, tuple[int, bool]] = {}  # logger name: (collectors open, propagate before them)
 
     def __init__(self, name: str) -> None:
         super().__init__(logging.WARNING)
         self.name_, self.lines = name, []
         self.logger = logging.getLogger(name)
-        self._was_propagating = self.logger.propagate
-        self.logger.addHandler(self)
-        self.logger.propagate = False
+        with self._lock:
+            n, was = self._open.get(name, (0, self.logger.propagate))
+            self._open[name] = (n + 1, was)
+            self.logger.addHandler(self)
+            self.logger.propagate = False
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
@@ -862,8 +870,14 @@ class _CollectedLog(logging.Handler):
             self.lines.clear()
 
     def close(self) -> None:
-        self.logger.removeHandler(self)
-        self.logger.propagate = self._was_propagating
+        with self._lock:
+            if self in self.logger.handlers:  # once (logging.shutdown closes handlers again)
+                self.logger.removeHandler(self)
+                n, was = self._open.pop(self.name_)
+                if n > 1:
+                    self._open[self.name_] = (n - 1, was)
+                else:
+                    self.logger.propagate = was
         super().close()
 
 
