@@ -249,6 +249,28 @@ def test_library_tool_writes_what_suggest_reads(tmp_path):
     assert row.replace(" ", "") == "|all|1|1|0.000|0.000|0|0.100|0.100|", row
 
 
+def test_library_keeps_whole_grids_and_drops_stray_settings(tmp_path):
+    """A movie with both models' whole grids (--both) keeps them in the library; a movie with its
+    lean grid and a setting --fill scored keeps its lean grid only (so that movies of one kind share
+    a grid, which the nearest-movie rule groups by)."""
+    import itertools
+
+    both = {f"{m} S={S} W={W}": {"f1": 0.5} for m, S, W in
+            itertools.product(("filaments", "mitochondria"), (5, 10, 20), (10, 25))}
+    lean = {k: v for k, v in both.items() if k.startswith("filaments") or k == "mitochondria S=10 W=25"}
+    stray = {**lean, "mitochondria S=5 W=25": {"f1": 0.9}}
+    sweep = tmp_path / "sweep.json"
+    m = _measured(2.0, 700.0).to_dict()
+    sweep.write_text(json.dumps({"fil-d0.3-fast": {"seed": 5, "measures": m, "grid": both},
+                                 "fil-d0.1-fast": {"seed": 5, "measures": m, "grid": stray}}))
+    out = tmp_path / "lib.json"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--library", str(out),
+                        str(sweep)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode == 0, r.stderr
+    grids = [set(movie["f1"]) for movie in json.loads(out.read_text())["movies"]]
+    assert grids == [set(both), set(lean)]
+
+
 def test_fill_scores_a_proposal_the_grid_lacks(tmp_path):
     """``--fill`` simulates the movie again from its seed and scores the library's and the rules'
     settings its stored grid lacks, so that ``--summary`` judges every movie."""

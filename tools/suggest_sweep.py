@@ -81,13 +81,13 @@ def score(sim, model, S: int, W: int) -> dict:
     return {"f1": out["f1"], "fidelity": out["fidelity"], "hallucination": out["hallucination"]}
 
 
-def grid_keys(name: str, lean: bool = False) -> list[tuple[str, int, int]]:
+def grid_keys(name: str, lean: bool = False, both: bool = False) -> list[tuple[str, int, int]]:
     """(model, S, W) of the grid of one scenario (``lean``: the model of the sample only, with
-    the other at its training settings)."""
+    the other at its training settings; ``both``: both models' whole grids)."""
     own = "mitochondria" if SCENARIOS[name][0] == "mitochondria" else "filaments"
     other = "filaments" if own == "mitochondria" else "mitochondria"
     keys = list(itertools.product([own], STEPS, WINDOWS))
-    if name in BOTH_MODELS and not lean:
+    if both or (name in BOTH_MODELS and not lean):
         keys += list(itertools.product([other], STEPS, WINDOWS))
     else:
         keys.append((other, 10, 25))
@@ -95,7 +95,7 @@ def grid_keys(name: str, lean: bool = False) -> list[tuple[str, int, int]]:
 
 
 def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_only: bool,
-        lean: bool = False) -> dict:
+        lean: bool = False, both: bool = False) -> dict:
     from dblink.export import load_model
     from dblink.suggest import setting_key
 
@@ -106,7 +106,7 @@ def run(out: Path, size: int, frames: int, seed: int, names: list[str], grid_onl
         sim = simulate(name, size, frames, seed)
         row = results.get(name, {"grid": {}})
         results[name] = row
-        for m, S, W in grid_keys(name, lean):
+        for m, S, W in grid_keys(name, lean, both):
             key = setting_key(m, S, W)
             if key not in row["grid"]:
                 row["grid"][key] = score(sim, models[m], S, W)
@@ -173,15 +173,18 @@ def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
             if not m or any(k not in m for k in MEASURED):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
             tau = m["motion_frames"]
-            # the scenario's lean grid only: settings --fill scored on some movies would give them
-            # a grid of their own (dblink.suggest groups the nearest movies by grid)
-            lean = {setting_key(*k) for k in grid_keys(name, lean=True)}
+            # both models' whole grids where the movie has them (--both), else the scenario's lean
+            # grid: settings --fill scored on some movies would give them a grid of their own
+            # (dblink.suggest groups the nearest movies by grid)
+            keep = {setting_key(*k) for k in grid_keys(name, both=True)}
+            if not keep <= set(row["grid"]):
+                keep = {setting_key(*k) for k in grid_keys(name, lean=True)}
             movies.append({"movie": name, "seed": row["seed"], "localizations": m["localizations"],
                            "density_structure": round(m["density_structure"], 4),
                            "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
                            "filled_share": round(m["filled_share"], 4),
                            "filled_share_short": round(m["filled_share_short"], 4),
-                           "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in lean}})
+                           "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in keep}})
     return movies
 
 
@@ -426,6 +429,8 @@ def main() -> int:
                         "scenarios of these seeds (no reconstruction) and exit")
     p.add_argument("--lean", action="store_true",
                    help="each sample's own model's grid only (the other model at S=10, W=25)")
+    p.add_argument("--both", action="store_true",
+                   help="both models' whole grids for the scenarios run (--only)")
     p.add_argument("--library", metavar="OUT.json", help="write the movies of the sweep files given "
                    "after it (their measures and grid F1) as dblink suggest's library, and exit")
     p.add_argument("--summary", action="store_true", help="how far the library's choice and the "
@@ -468,7 +473,7 @@ def main() -> int:
         return 0
     import torch
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only, a.lean)
+    res = run(Path(a.output), a.size, a.frames, a.seed, a.only, a.grid_only, a.lean, a.both)
     if not a.grid_only:
         print(table(res))
     return 0
