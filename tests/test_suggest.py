@@ -250,8 +250,8 @@ def test_library_tool_writes_what_suggest_reads(tmp_path):
 
 
 def test_library_keeps_whole_grids_and_drops_stray_settings(tmp_path):
-    """A movie with both models' whole grids (--both) keeps them in the library; a movie with its
-    lean grid and a setting --fill scored keeps its lean grid only (so that movies of one kind share
+    """With --both, a movie with both models' whole grids keeps them in the library (without: its
+    lean grid); a movie with its lean grid and a setting --fill scored keeps its lean grid only (so that movies of one kind share
     a grid, which the nearest-movie rule groups by)."""
     import itertools
 
@@ -264,11 +264,12 @@ def test_library_keeps_whole_grids_and_drops_stray_settings(tmp_path):
     sweep.write_text(json.dumps({"fil-d0.3-fast": {"seed": 5, "measures": m, "grid": both},
                                  "fil-d0.1-fast": {"seed": 5, "measures": m, "grid": stray}}))
     out = tmp_path / "lib.json"
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--library", str(out),
-                        str(sweep)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
-    assert r.returncode == 0, r.stderr
-    grids = [set(movie["f1"]) for movie in json.loads(out.read_text())["movies"]]
-    assert grids == [set(both), set(lean)]
+    for flags, expected in (([], [set(lean), set(lean)]), (["--both"], [set(both), set(lean)])):
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--library", str(out),
+                            *flags, str(sweep)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+        assert r.returncode == 0, r.stderr
+        assert [set(movie["f1"]) for movie in json.loads(out.read_text())["movies"]] == expected
 
 
 def test_fill_scores_a_proposal_the_grid_lacks(tmp_path):

@@ -161,7 +161,7 @@ def table(results: dict) -> str:
 MEASURED = ("localizations", "density_structure", "motion_frames", "filled_share", "filled_share_short")
 
 
-def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
+def _library_movies(files: list[Path], size: int, frames: int, both: bool = False) -> list[dict]:
     from dblink.suggest import measure, setting_key
 
     movies = []
@@ -173,11 +173,11 @@ def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
             if not m or any(k not in m for k in MEASURED):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
             tau = m["motion_frames"]
-            # both models' whole grids where the movie has them (--both), else the scenario's lean
-            # grid: settings --fill scored on some movies would give them a grid of their own
+            # the scenario's lean grid, or with ``both`` both models' whole grids where the movie
+            # has them: settings --fill scored on some movies would give them a grid of their own
             # (dblink.suggest groups the nearest movies by grid)
             keep = {setting_key(*k) for k in grid_keys(name, both=True)}
-            if not keep <= set(row["grid"]):
+            if not (both and keep <= set(row["grid"])):
                 keep = {setting_key(*k) for k in grid_keys(name, lean=True)}
             movies.append({"movie": name, "seed": row["seed"], "localizations": m["localizations"],
                            "density_structure": round(m["density_structure"], 4),
@@ -188,18 +188,19 @@ def _library_movies(files: list[Path], size: int, frames: int) -> list[dict]:
     return movies
 
 
-def build_library(files: list[Path], out: Path, size: int, frames: int) -> str:
+def build_library(files: list[Path], out: Path, size: int, frames: int, both: bool = False) -> str:
     """``--library``: the movies of sweep files (their measures and grid F1) as the library that
     :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
     library is used only with those model files)."""
     from dblink.modelmeta import resolve_model
     from dblink.suggest import FEATURE_WEIGHTS, NEIGHBOURS, file_sha256
 
-    movies = _library_movies(files, size, frames)
+    movies = _library_movies(files, size, frames, both)
     lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
                     "each setting; dblink suggest proposes what did best on the movies most like "
                     "the table (README: Parameters from the data)",
-           "made_with": "tools/suggest_sweep.py --library OUT " + " ".join(str(f) for f in files),
+           "made_with": "tools/suggest_sweep.py --library OUT " + ("--both " if both else "")
+                        + " ".join(str(f) for f in files),
            "movie": {"size_px": size, "pixel_nm": 40.0, "frames": frames, "stride": STRIDE,
                      "truth_every_frames": FINE},
            "models": {mname: file_sha256(resolve_model(mname)) for mname in MODELS},
@@ -244,7 +245,7 @@ def remeasure(files: list[Path], size: int = 64, frames: int = 1000) -> str:
 
 
 def _each_with_library(files: list[Path], library: Path | None, cross: bool, size: int,
-                       frames: int):
+                       frames: int, both: bool = False):
     """Each sweep file with the library its movies are proposed for from: ``library``, or with
     ``cross`` one built from the other files' movies (leave one seed out), all built before the
     first file is yielded (so that ``--fill`` proposes from the files as they were given)."""
@@ -255,12 +256,12 @@ def _each_with_library(files: list[Path], library: Path | None, cross: bool, siz
         if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
             for i, f in enumerate(files):
                 libraries[i] = Path(tmp) / f"library-{i}.json"
-                build_library([o for o in files if o != f], libraries[i], size, frames)
+                build_library([o for o in files if o != f], libraries[i], size, frames, both)
         yield from zip(files, libraries)
 
 
 def fill(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
-         frames: int = 1000) -> str:
+         frames: int = 1000, both: bool = False) -> str:
     """``--fill``: score on each movie of the sweep files the library's and the rules' settings
     (proposed from its stored measures; ``cross``: by a library of the other files' movies) that
     its grid lacks, so that ``--summary`` judges every movie (the movie is simulated again from
@@ -270,7 +271,7 @@ def fill(files: list[Path], library: Path | None, cross: bool = False, size: int
 
     models: dict = {}
     n = 0
-    for f, lib in _each_with_library(files, library, cross, size, frames):
+    for f, lib in _each_with_library(files, library, cross, size, frames, both):
         res = json.loads(Path(f).read_text())
         for name, row in res.items():
             missing = sorted({k for k in _proposals(row, lib) if k and k not in row["grid"]})
@@ -287,14 +288,14 @@ def fill(files: list[Path], library: Path | None, cross: bool = False, size: int
 
 
 def summary(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
-            frames: int = 1000) -> str:
+            frames: int = 1000, both: bool = False) -> str:
     """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
     the library's choice (re-proposed from the stored measures) and the density and motion rules
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
     the other files' movies (leave one seed out), not by ``library``; ``size`` and ``frames``
     re-simulate a movie whose measures a sweep file lacks."""
     grids: dict[str, list] = {}  # per scenario: each movie's grid F1 and the two choices
-    for f, lib in _each_with_library(files, library, cross, size, frames):
+    for f, lib in _each_with_library(files, library, cross, size, frames, both):
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
             grids.setdefault(name, []).append((g, *_proposals(row, lib)))
@@ -430,7 +431,9 @@ def main() -> int:
     p.add_argument("--lean", action="store_true",
                    help="each sample's own model's grid only (the other model at S=10, W=25)")
     p.add_argument("--both", action="store_true",
-                   help="both models' whole grids for the scenarios run (--only)")
+                   help="both models' whole grids for the scenarios run (--only); with --library: "
+                        "keep a movie's whole both-model grid where it has one (else its lean grid); with "
+                        "--cross: so do the leave-one-out libraries")
     p.add_argument("--library", metavar="OUT.json", help="write the movies of the sweep files given "
                    "after it (their measures and grid F1) as dblink suggest's library, and exit")
     p.add_argument("--summary", action="store_true", help="how far the library's choice and the "
@@ -450,7 +453,7 @@ def main() -> int:
     if a.library:
         if not a.files:
             p.error("--library OUT.json needs sweep files")
-        print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames))
+        print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames, a.both))
         return 0
     if a.remeasure:
         print(remeasure([Path(f) for f in a.files], a.size, a.frames))
@@ -459,11 +462,11 @@ def main() -> int:
         import torch
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         print(fill([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                   a.cross, a.size, a.frames))
+                   a.cross, a.size, a.frames, a.both))
         return 0
     if a.summary:
         print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                      a.cross, a.size, a.frames))
+                      a.cross, a.size, a.frames, a.both))
         return 0
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))
