@@ -13,6 +13,8 @@ table alone, and the F1 of its settings is compared with the best of the grid.
     .venv/bin/python tools/suggest_sweep.py --library python/dblink/suggest_library.json s23.json ...
     .venv/bin/python tools/suggest_sweep.py --fill s63.json ...     # score proposals a grid lacks
     .venv/bin/python tools/suggest_sweep.py --remeasure s63.json ...  # measures added since a run
+    .venv/bin/python tools/suggest_sweep.py -o s63.json --seed 63 --grid-only --both --only fil-d0.3-fast
+                                                        # both models' whole grids for one kind
 
 Rerunning on an existing file scores only the grid points it lacks and proposes again (so a
 changed rule is judged against the stored grid in seconds); ``--grid-only`` leaves the proposal out
@@ -292,8 +294,9 @@ def summary(files: list[Path], library: Path | None, cross: bool = False, size: 
     """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
     the library's choice (re-proposed from the stored measures) and the density and motion rules
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
-    the other files' movies (leave one seed out), not by ``library``; ``size`` and ``frames``
-    re-simulate a movie whose measures a sweep file lacks."""
+    the other files' movies (leave one seed out), not by ``library`` (``both``: libraries that keep
+    both models' whole grids, ``--both``); ``size`` and ``frames`` re-simulate a movie whose
+    measures a sweep file lacks."""
     grids: dict[str, list] = {}  # per scenario: each movie's grid F1 and the two choices
     for f, lib in _each_with_library(files, library, cross, size, frames, both):
         for name, row in json.loads(Path(f).read_text()).items():

@@ -59,7 +59,8 @@ Model, frames per step and window are read from a **library of simulated movies*
 measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
 :data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure ×2, log
 ``motion_frames``, filled share, filled share over short blocks ×2: :data:`FEATURE_WEIGHTS`; both
-stored in the library) that share one grid, the setting that lost the least F1 against each movie's own best (:func:`from_library`).
+stored in the library) that share one grid, the setting that lost the least F1 against each
+movie's own best (:func:`from_library`).
 A learned lookup, not a formula, because the measures are noisy in ways a threshold rule cannot
 undo (a sparse slow movie reads as moving; fast filaments smeared within a block look filled) and
 the library's neighbours carry the same noise. It is used only with the model files it was
