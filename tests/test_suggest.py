@@ -251,8 +251,8 @@ def test_library_tool_writes_what_suggest_reads(tmp_path):
 
 def test_library_keeps_whole_grids_and_drops_stray_settings(tmp_path):
     """With --both, a movie with both models' whole grids keeps them in the library (without: its
-    lean grid); a movie with its lean grid and a setting --fill scored keeps its lean grid only (so that movies of one kind share
-    a grid, which the nearest-movie rule groups by)."""
+    lean grid); a movie with its lean grid and a setting --fill scored keeps its lean grid only
+    (so that movies of one kind share a grid, which the nearest-movie rule groups by)."""
     import itertools
 
     both = {f"{m} S={S} W={W}": {"f1": 0.5} for m, S, W in
