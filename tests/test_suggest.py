@@ -343,6 +343,25 @@ def test_shape_over_short_blocks_sees_through_motion():
     assert "over blocks too short for motion to smear it" in suggest(movie(motion=FAST), device="cpu").report()
 
 
+def test_shape_over_short_blocks_reuses_the_density_blocks(monkeypatch):
+    """Where motion is too slow to matter the short blocks are the density blocks: each is rendered
+    once, and the shares are the same as rendering them again."""
+    import hashlib
+
+    import dblink.suggest as sg
+
+    seen = []
+    counts = sg._counts
+    monkeypatch.setattr(sg, "_counts", lambda locs, sel, *a: seen.append(
+        hashlib.sha1(np.packbits(sel).tobytes()).hexdigest()) or counts(locs, sel, *a))
+    static = movie(motion=STATIC)
+    m = measure(static)
+    assert m.motion_frames == np.inf and seen and len(seen) == len(set(seen))
+    x0, y0 = np.floor(static.x.min() / 40) * 40, np.floor(static.y.min() / 40) * 40
+    shape = (int((static.y.max() - y0) // 40) + 1, int((static.x.max() - x0) // 40) + 1)
+    assert m.filled_share_short == sg.filled_share_over(static, m.block_frames, x0, y0, 40.0, shape)
+
+
 def test_too_few_localizations_is_one_line():
     tiny = Localizations(frame=np.arange(1, 11), x=np.zeros(10), y=np.zeros(10), source="t.csv")
     with pytest.raises(DBlinkError, match="t.csv: only 10 localizations; too few"):

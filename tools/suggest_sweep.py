@@ -160,7 +160,11 @@ def table(results: dict) -> str:
 
 
 #: the measures a library movie needs (a sweep file measured before one was added: ``--remeasure``)
-MEASURED = ("localizations", "density_structure", "motion_frames", "filled_share", "filled_share_short")
+def _measured() -> tuple[str, ...]:
+    """The stored measures a library movie needs (the library's features, and the count)."""
+    from dblink.suggest import FEATURE_MEASURES
+
+    return ("localizations", *FEATURE_MEASURES)
 
 
 def _library_movies(files: list[Path], size: int, frames: int, both: bool = False) -> list[dict]:
@@ -172,7 +176,7 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
             if "seed" not in row:
                 raise SystemExit(f"{f}: {name} has no seed; run this script's grid on it again")
             m = row.get("measures")
-            if not m or any(k not in m for k in MEASURED):
+            if not m or any(k not in m for k in _measured()):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
             tau = m["motion_frames"]
             # the scenario's lean grid, or with ``both`` both models' whole grids where the movie

@@ -217,15 +217,18 @@ def _filled(sm: np.ndarray) -> float | None:
 
 
 def filled_share_over(locs: Localizations, block_frames: int, x0: float, y0: float, px: float,
-                      shape: tuple[int, int]) -> float:
+                      shape: tuple[int, int], known: dict[int, float | None] | None = None) -> float:
     """Mean filled share of the whole blocks of ``block_frames`` raw frames (at most
-    2 × :data:`MOTION_PAIRS` of them, spread over the movie); 0 when all are empty."""
+    2 × :data:`MOTION_PAIRS` of them, spread over the movie); 0 when all are empty. ``known``: the
+    shares (by block index) of blocks of this length already rendered, not rendered again."""
     f0, f1 = locs.frame_range
     L = max(1, int(block_frames))
     n_full = max(1, (f1 - f0 + 1) // L)
     blocks = np.unique(np.linspace(0, n_full - 1, min(n_full, 2 * MOTION_PAIRS)).round().astype(np.int64))
     blk = (locs.frame - f0) // L
-    shares = [_filled(ndimage.gaussian_filter(_counts(locs, blk == b, x0, y0, px, shape), 1.0))
+    known = known or {}
+    shares = [known[b] if b in known else
+              _filled(ndimage.gaussian_filter(_counts(locs, blk == b, x0, y0, px, shape), 1.0))
               for b in blocks.tolist()]
     shares = [v for v in shares if v is not None]
     return float(np.mean(shares)) if shares else 0.0
@@ -383,7 +386,8 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         pairs = np.unique(np.linspace(0, n_blocks - 2, MOTION_PAIRS).round().astype(np.int64)).tolist()
     used = sorted({b for p in pairs for b in (p, p + 1)}) or [0]
     pair_starts = set(pairs)
-    areas, on, filled, shifts = [], [], [], []
+    areas, on, shifts = [], [], []
+    filled: dict[int, float | None] = {}  # by block
     previous: tuple[int, np.ndarray] | None = None
     for b in used:
         sel = blk == b
@@ -392,9 +396,7 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         mask = sm > max(cnt.sum() / (H * W), 1e-12)
         areas.append(mask.sum() * px * px / 1e6)
         on.append(cnt[mask].sum())
-        share = _filled(sm)
-        if share is not None:
-            filled.append(share)
+        filled[b] = _filled(sm)
         if previous is not None and previous[0] == b - 1:
             shifts.append(_shift(previous[1], sm))
         previous = (b, sm) if b in pair_starts else None
@@ -417,13 +419,15 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     short = block_frames
     if tau is not None and math.isfinite(tau):
         short = int(min(max(SHAPE_MIN_FRAMES, tau / 2), block_frames))
-    filled_short = filled_share_over(locs, short, x0, y0, px, (H, W))
+    filled_short = filled_share_over(locs, short, x0, y0, px, (H, W),
+                                     known=filled if short == block_frames else None)
+    shares = [v for v in filled.values() if v is not None]
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
                     density_field=n / (field_um2 * n_frames), structure_um2=structure_um2,
                     density_structure=density_structure, precision_nm=precision,
                     precision_method=method, block_frames=block_frames,
                     speed_nm_per_frame=speed, motion_frames=tau,
-                    filled_share=float(np.mean(filled)) if filled else 0.0,
+                    filled_share=float(np.mean(shares)) if shares else 0.0,
                     pixel_size=px, filled_share_short=filled_short)
 
 
@@ -460,6 +464,8 @@ NEIGHBOURS = 7
 #: over the library (a library may say otherwise: its ``feature_weights``, chosen with it by
 #: leave-one-seed-out)
 FEATURE_WEIGHTS = (2.0, 1.0, 1.0, 2.0)
+#: the :class:`Measures` fields :func:`features` reads, in its order
+FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short")
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
@@ -503,8 +509,7 @@ def features(density_structure: float, motion_frames: float | None, filled_share
 def _features_of(m: Measures | dict) -> np.ndarray:
     """:func:`features` of a table's measures or of a library movie."""
     get = m.get if isinstance(m, dict) else lambda key: getattr(m, key)
-    return features(get("density_structure"), get("motion_frames"), get("filled_share"),
-                    get("filled_share_short"))
+    return features(*(get(key) for key in FEATURE_MEASURES))
 
 
 @functools.lru_cache(maxsize=4)
