@@ -221,14 +221,14 @@ def _proposals(row: dict, library: Path | None) -> tuple[str | None, str]:
     from its stored measures."""
     import dataclasses
 
-    from dblink.suggest import Measures, _rules, from_library, setting_key
+    from dblink.suggest import Measures, from_library, from_rules, setting_key
 
     kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
     kw["frames"] = tuple(kw["frames"])
     m = Measures(**kw)
     c = from_library(m, path=library)
     lib_key = None if c is None else setting_key(c["model"], c["frames_per_step"], c["window"])
-    mod, S, W, _ = _rules(m, None, None, None, {})
+    mod, S, W = from_rules(m)
     return lib_key, setting_key(mod, S, W)
 
 

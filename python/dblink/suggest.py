@@ -637,6 +637,14 @@ def _model_info(model: str) -> _ModelInfo:
 _BUNDLED = ("filaments", "mitochondria")
 
 
+def from_rules(m: Measures) -> tuple[str, int, int]:
+    """The density and motion rules' model, frames per step and window for measures taken at the
+    chosen model's pixel size (the fallback of :func:`suggest`; judged against the library by
+    ``tools/suggest_sweep.py``)."""
+    model, S, W, _ = _rules(m, None, m.pixel_size, None, {})
+    return model, S, W
+
+
 def _rules(m: Measures, model: str | None, pixel_size: float | None, locs: Localizations,
            reasons: dict) -> tuple[str, int, int, Measures]:
     """The density and motion rules (before the library; still used for a model the library was
