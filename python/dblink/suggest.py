@@ -559,8 +559,9 @@ def _library_model(model: str | None, lib: dict) -> str | None | bool:
 
 def _neighbours(lib: dict, order: np.ndarray, k: int, model: str | None) -> list[dict]:
     """The ``k`` movies of ``lib`` nearest first in ``order`` that share one grid (the set of
-    settings measured): a library's movies of one sample have their model's whole grid and the other model at one
-    setting, so nearest movies of two samples would share only the two models' common settings.
+    settings measured): in a library whose movies of one sample have only their model's whole
+    grid and the other model at one setting (v1-v3; v5's movies all have both whole grids),
+    nearest movies of two samples would share only the two models' common settings.
     The grid is the one most of the ``k`` nearest movies have (a tie: the nearest's); with a
     ``model`` given, the grid with the most of that model's settings."""
     movies, grids = lib["movies"], lib["grids"]
