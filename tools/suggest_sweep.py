@@ -159,9 +159,9 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-#: the measures a library movie needs (a sweep file measured before one was added: ``--remeasure``)
 def _measured() -> tuple[str, ...]:
-    """The stored measures a library movie needs (the library's features, and the count)."""
+    """The stored measures a library movie needs: the library's features and the count (a sweep
+    file measured before one was added: ``--remeasure``)."""
     from dblink.suggest import FEATURE_MEASURES
 
     return ("localizations", *FEATURE_MEASURES)
