@@ -226,6 +226,20 @@ def test_shipped_library_was_measured_with_the_shipped_models():
     assert {"filaments S=5 W=10", "filaments S=20 W=25", "mitochondria S=10 W=25"} <= keys
 
 
+def test_shipped_library_rebuilds_from_its_sweep_files(tmp_path):
+    """The shipped library is exactly what the command it names builds from the committed sweep
+    files (no hand edits; the README's F1 tables and the library come from the same files)."""
+    from dblink.suggest import LIBRARY
+
+    words = json.loads(LIBRARY.read_text())["made_with"].split()
+    assert words[:3] == ["tools/suggest_sweep.py", "--library", "OUT"]
+    out = tmp_path / "library.json"
+    r = subprocess.run([sys.executable, words[0], "--library", str(out), *words[3:]], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == LIBRARY.read_bytes()
+
+
 def test_library_tool_writes_what_suggest_reads(tmp_path):
     sweep = tmp_path / "sweep.json"
     m = _measured(2.0, 700.0).to_dict()
