@@ -456,6 +456,24 @@ def test_an_uncertain_choice_names_the_runner_up(split_library):
     assert "lost 0.040" in note and "--frames-per-step 10 --window 25 (0.060)" in note
 
 
+def test_report_names_the_neighbours_and_a_model_against_the_shape(tmp_path, monkeypatch):
+    """The reasons say what the nearest simulated movies were, and when the library's model is not
+    the one the shape alone would give (thin structure, `mitochondria`), say so."""
+    import dblink.suggest as sg
+
+    f1 = {"mitochondria S=5 W=10": 0.70, "filaments S=5 W=25": 0.60}
+    movies = [dict(_lib_movie(2.0, 60.0, 0.02, f1), movie=name)
+              for name in ("fil-d0.3-vfast",) * 3 + ("fil-d0.3-fast",) * 2]
+    monkeypatch.setattr(sg, "LIBRARY", _library_file(tmp_path, movies, name="kinds.json"))
+    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: _measured(2.0, 60.0))
+    s = suggest(None, device="cpu")
+    assert s.options["model"] == "mitochondria"
+    assert s.reasons["model"].startswith("2 % of the structure over 100 nm inside it (thin), but "
+                                         "with the settings below the mitochondria model lost the least")
+    assert "(3 filament movies moving very fast, 2 filament movies moving fast; density 2–2" in \
+        s.reasons["frames_per_step"]
+
+
 def test_a_damaged_library_is_one_line(tmp_path):
     from dblink.suggest import from_library
 

@@ -638,6 +638,23 @@ def _model_info(model: str) -> _ModelInfo:
 _BUNDLED = ("filaments", "mitochondria")
 
 
+def _kinds(near: list[dict]) -> str:
+    """What the library movies ``near`` were, e.g. "5 filament movies moving fast, 2 mitochondria
+    movies moving slowly" (from their sweep names, ``fil-d0.3-fast``); empty when a name is not of
+    that form."""
+    samples = {"fil": "filament", "mito": "mitochondria"}
+    speeds = {"slow": "slowly", "fast": "fast", "vfast": "very fast"}
+    count: dict[tuple[str, str], int] = {}
+    for n in near:
+        parts = str(n.get("movie", "")).split("-")
+        if parts[0] not in samples or parts[-1] not in speeds:
+            return ""
+        what = (samples[parts[0]], speeds[parts[-1]])
+        count[what] = count.get(what, 0) + 1
+    return ", ".join(f"{c} {sample} movie{'s' if c > 1 else ''} moving {speed}"
+                     for (sample, speed), c in sorted(count.items(), key=lambda kv: -kv[1]))
+
+
 def from_rules(m: Measures) -> tuple[str, int, int]:
     """The density and motion rules' model, frames per step and window for measures taken at the
     chosen model's pixel size (the fallback of :func:`suggest`; judged against the library by
@@ -716,11 +733,19 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
                    f"changing by half within {lo:.0f}–" + ("never" if math.isinf(hi) else f"{hi:.0f}")
                    + " raw frames")
         dens = [n["density_structure"] for n in near]
-        like = (f"the {k} of {choice['n_library']} simulated movies most like this one (density "
-                f"{min(dens):.2g}–{max(dens):.2g}, {tau_txt})")
-        reasons["model"] = ("given" if given else
-                            f"{100 * m.filled_share:.0f} % of the structure over 100 nm inside it; "
-                            f"with the settings below, the best on the movies named below")
+        kinds = _kinds(near)
+        like = (f"the {k} of {choice['n_library']} simulated movies most like this one ("
+                + (f"{kinds}; " if kinds else "") + f"density {min(dens):.2g}–{max(dens):.2g}, {tau_txt})")
+        filled = m.filled_share > FILLED_SHARE
+        shape = (f"{100 * m.filled_share:.0f} % of the structure over 100 nm inside it "
+                 f"({'filled' if filled else 'thin'})")
+        by_shape = "mitochondria" if filled else "filaments"
+        reasons["model"] = (
+            "given" if given else
+            f"{shape}; with the settings below, the best on the movies named below"
+            if model == by_shape or model not in _BUNDLED else
+            f"{shape}, but with the settings below the {model} model lost the least on the movies "
+            f"named below")
         reasons["frames_per_step"] = (f"the least F1 lost against each one's best setting on {like}: "
                                       f"{choice['loss']:.3f} on average")
         reasons["window"] = (f"the same movies' (±{W} steps = {(2 * W + 1) * S} raw frames of "
