@@ -130,6 +130,17 @@ class Measures:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def filled(self) -> bool:
+        """The structure is filled (tubules, blobs), not thin: ``filled_share`` over
+        :data:`FILLED_SHARE`."""
+        return self.filled_share > FILLED_SHARE
+
+    @property
+    def model_by_shape(self) -> str:
+        """The bundled model the shape alone points to."""
+        return "mitochondria" if self.filled else "filaments"
+
 
 @dataclass
 class Suggestion:
@@ -159,7 +170,7 @@ class Suggestion:
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
                          f"structure {tau}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
-                     f"from its edge ({'filled' if m.filled_share > FILLED_SHARE else 'thin'}); "
+                     f"from its edge ({'filled' if m.filled else 'thin'}); "
                      f"{100 * m.filled_share_short:.0f} % over blocks too short for motion to smear it")
         lines.append("suggested:")
         for k, v in self.options.items():
@@ -227,9 +238,13 @@ def filled_share_over(locs: Localizations, block_frames: int, x0: float, y0: flo
     blocks = np.unique(np.linspace(0, n_full - 1, min(n_full, 2 * MOTION_PAIRS)).round().astype(np.int64))
     blk = (locs.frame - f0) // L
     known = known or {}
-    shares = [known[b] if b in known else
-              _filled(ndimage.gaussian_filter(_counts(locs, blk == b, x0, y0, px, shape), 1.0))
-              for b in blocks.tolist()]
+    return _mean_share([known[b] if b in known else
+                        _filled(ndimage.gaussian_filter(_counts(locs, blk == b, x0, y0, px, shape), 1.0))
+                        for b in blocks.tolist()])
+
+
+def _mean_share(shares: list[float | None]) -> float:
+    """Mean filled share of the blocks that are not empty (None); 0 when all are."""
     shares = [v for v in shares if v is not None]
     return float(np.mean(shares)) if shares else 0.0
 
@@ -421,13 +436,12 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
         short = int(min(max(SHAPE_MIN_FRAMES, tau / 2), block_frames))
     filled_short = filled_share_over(locs, short, x0, y0, px, (H, W),
                                      known=filled if short == block_frames else None)
-    shares = [v for v in filled.values() if v is not None]
     return Measures(localizations=n, frames=(f0, f1), field_um2=field_um2,
                     density_field=n / (field_um2 * n_frames), structure_um2=structure_um2,
                     density_structure=density_structure, precision_nm=precision,
                     precision_method=method, block_frames=block_frames,
                     speed_nm_per_frame=speed, motion_frames=tau,
-                    filled_share=float(np.mean(shares)) if shares else 0.0,
+                    filled_share=_mean_share(list(filled.values())),
                     pixel_size=px, filled_share_short=filled_short)
 
 
@@ -669,10 +683,9 @@ def _rules(m: Measures, model: str | None, pixel_size: float | None, locs: Local
     not measured with): model by shape, frames per step = min(the density's, the motion's), the
     model's window."""
     if model is None:
-        filled = m.filled_share > FILLED_SHARE
-        model = "mitochondria" if filled else "filaments"
+        model = m.model_by_shape
         reasons["model"] = (f"{100 * m.filled_share:.0f} % of the structure lies over 100 nm inside "
-                            f"it: {'filled (tubules, blobs)' if filled else 'thin (filaments)'}")
+                            f"it: {'filled (tubules, blobs)' if m.filled else 'thin (filaments)'}")
     else:
         reasons["model"] = "given"
     lm = _model_info(model)
@@ -736,16 +749,15 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
         kinds = _kinds(near)
         like = (f"the {k} of {choice['n_library']} simulated movies most like this one ("
                 + (f"{kinds}; " if kinds else "") + f"density {min(dens):.2g}–{max(dens):.2g}, {tau_txt})")
-        filled = m.filled_share > FILLED_SHARE
         shape = (f"{100 * m.filled_share:.0f} % of the structure over 100 nm inside it "
-                 f"({'filled' if filled else 'thin'})")
-        by_shape = "mitochondria" if filled else "filaments"
-        reasons["model"] = (
-            "given" if given else
-            f"{shape}; with the settings below, the best on the movies named below"
-            if model == by_shape or model not in _BUNDLED else
-            f"{shape}, but with the settings below the {model} model lost the least on the movies "
-            f"named below")
+                 f"({'filled' if m.filled else 'thin'})")
+        if given:
+            reasons["model"] = "given"
+        elif model == m.model_by_shape or model not in _BUNDLED:
+            reasons["model"] = f"{shape}; with the settings below, the best on the movies named below"
+        else:
+            reasons["model"] = (f"{shape}, but with the settings below the {model} model lost the "
+                                f"least on the movies named below")
         reasons["frames_per_step"] = (f"the least F1 lost against each one's best setting on {like}: "
                                       f"{choice['loss']:.3f} on average")
         reasons["window"] = (f"the same movies' (±{W} steps = {(2 * W + 1) * S} raw frames of "
