@@ -21,6 +21,7 @@ from dblink.tables import Localizations, write_localizations
 STATIC = dict(drift_nm=0.0, rotation_deg=0.0, deform_nm=0.0)
 SLOW = dict(drift_nm=200.0, rotation_deg=15.0, deform_nm=40.0)
 FAST = dict(drift_nm=1500.0, rotation_deg=60.0, deform_nm=150.0)
+VFAST = dict(drift_nm=4000.0, rotation_deg=120.0, deform_nm=300.0)
 
 
 def movie(sample="filaments", density=0.3, motion=SLOW, seed=16, **kw):
@@ -60,6 +61,44 @@ def test_fast_motion_changes_the_structure_sooner(slow):
     # a static structure reads as slow even when sparse (900 localizations): the noise ceiling comes
     # from halves split by blinking event, not by even/odd frames (which share emitters that stay on)
     assert measure(movie(density=0.1, motion=STATIC)).motion_frames > 400
+
+
+@pytest.mark.parametrize("seed", [16, 17])
+def test_pairs_of_localizations_tell_fast_from_very_fast(seed):
+    """Blocks of 250 frames cannot see a structure that changes within 50 (seed 17's very fast
+    movie reads as fast by motion_frames); pairs of localizations at lags of 1-800 frames can."""
+    fast, vfast = measure(movie(motion=FAST, seed=seed)), measure(movie(motion=VFAST, seed=seed))
+    assert 60 < fast.pair_frames < 200 and vfast.pair_frames < fast.pair_frames / 1.5
+    for still in (STATIC, SLOW):  # no loss within 800 frames
+        assert measure(movie(motion=still, seed=seed)).pair_frames == np.inf
+
+
+def test_pair_motion_reads_a_bounded_number_of_localizations(monkeypatch):
+    """A long dense table: spans of 1,600 frames spread over the movie, thinned to PAIR_LOCS and
+    then to about PAIR_PAIRS pairs within 200 nm; a static line or blob reads as static."""
+    import scipy.spatial
+
+    import dblink.suggest as sg
+
+    rng = np.random.default_rng(4)
+    n = 300_000
+    frame = np.sort(rng.integers(1, 20_001, n))
+    t = rng.random(n)
+    loc = Localizations(frame=frame, x=200 + 2000 * t + rng.normal(0, 20, n),
+                        y=300 + 1500 * t + rng.normal(0, 20, n), source="long.csv")
+    sizes = []
+    tree = scipy.spatial.cKDTree
+    monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
+    assert sg.pair_frames(loc, np.arange(n)) == np.inf
+    # PAIR_LOCS of them; then, as the line is dense (about 3 x 10^7 pairs within 200 nm), fewer
+    assert sizes[0] == pytest.approx(sg.PAIR_LOCS, rel=0.05) and sizes[1] < sizes[0] / 2
+    # 20,000 localizations within 300 nm (2e8 pairs): thinned to about PAIR_PAIRS pairs
+    sizes.clear()
+    n = 20_000
+    blob = Localizations(frame=np.sort(rng.integers(1, 1001, n)), x=rng.normal(1000, 60, n),
+                         y=rng.normal(1000, 60, n), source="blob.csv")
+    assert sg.pair_frames(blob, np.arange(n)) == np.inf
+    assert sizes[0] == n and 2300 < sizes[1] < 3300  # 4e6 pairs of 2e8: 20,000 x √0.02
 
 
 def test_blinking_events_link_consecutive_frames():
@@ -472,6 +511,33 @@ def test_report_names_the_neighbours_and_a_model_against_the_shape(tmp_path, mon
                                          "with the settings below the mitochondria model lost the least")
     assert "(3 filament movies moving very fast, 2 filament movies moving fast; density 2–2" in \
         s.reasons["frames_per_step"]
+
+
+def test_a_library_names_its_features(tmp_path):
+    """Libraries v1-v6 have four features; v7 names five (pair_frames added): each is read with
+    its own, and a table's pair motion moves it between movies only in a library that has it."""
+    from dblink.suggest import from_library
+
+    slow_f1 = {"filaments S=10 W=25": 0.9, "filaments S=5 W=25": 0.8}
+    fast_f1 = {"filaments S=10 W=25": 0.7, "filaments S=5 W=25": 0.8}
+    movies = ([dict(_lib_movie(2.0, 300.0, 0.02, slow_f1), pair_frames=None) for _ in range(5)]
+              + [dict(_lib_movie(2.0, 320.0, 0.02, fast_f1), pair_frames=40.0) for _ in range(5)])
+    m = _measured(2.0, 300.0)
+    m.pair_frames = 40.0
+    four = _library_file(tmp_path, movies, name="four.json")
+    assert from_library(m, path=four)["frames_per_step"] == 10  # nearest by motion_frames
+    lib = json.loads(four.read_text())
+    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
+                         "pair_frames"], feature_weights=[2, 0.5, 1, 2, 1.5])
+    five = tmp_path / "five.json"
+    five.write_text(json.dumps(lib))
+    c = from_library(m, path=five)
+    assert c["frames_per_step"] == 5 and all(n["pair_frames"] == 40.0 for n in c["near"])
+    lib["features"][4] = "colour"
+    bad = tmp_path / "bad-feature.json"
+    bad.write_text(json.dumps(lib))
+    with pytest.raises(DBlinkError, match="not a dblink suggestion library"):
+        from_library(m, path=bad)
 
 
 def test_a_damaged_library_is_one_line(tmp_path):

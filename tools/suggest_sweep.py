@@ -178,7 +178,7 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
             m = row.get("measures")
             if not m or any(k not in m for k in _measured()):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
-            tau = m["motion_frames"]
+            tau, pair = m["motion_frames"], m["pair_frames"]
             # the scenario's lean grid, or with ``both`` both models' whole grids where the movie
             # has them: settings --fill scored on some movies would give them a grid of their own
             # (dblink.suggest groups the nearest movies by grid)
@@ -190,6 +190,7 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
                            "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
                            "filled_share": round(m["filled_share"], 4),
                            "filled_share_short": round(m["filled_share_short"], 4),
+                           "pair_frames": None if pair is None or not np.isfinite(pair) else round(pair, 1),
                            "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in keep}})
     return movies
 
@@ -199,7 +200,7 @@ def build_library(files: list[Path], out: Path, size: int, frames: int, both: bo
     :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
     library is used only with those model files)."""
     from dblink.modelmeta import resolve_model
-    from dblink.suggest import FEATURE_WEIGHTS, NEIGHBOURS, file_sha256
+    from dblink.suggest import FEATURE_MEASURES, FEATURE_WEIGHTS, NEIGHBOURS, file_sha256
 
     movies = _library_movies(files, size, frames, both)
     lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
@@ -210,7 +211,8 @@ def build_library(files: list[Path], out: Path, size: int, frames: int, both: bo
            "movie": {"size_px": size, "pixel_nm": 40.0, "frames": frames, "stride": STRIDE,
                      "truth_every_frames": FINE},
            "models": {mname: file_sha256(resolve_model(mname)) for mname in MODELS},
-           "neighbours": NEIGHBOURS, "feature_weights": list(FEATURE_WEIGHTS),
+           "neighbours": NEIGHBOURS, "features": list(FEATURE_MEASURES),
+           "feature_weights": list(FEATURE_WEIGHTS),
            "movies": movies}
     out.write_text(json.dumps(lib, indent=None, separators=(",", ":")) + "\n")
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"

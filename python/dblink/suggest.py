@@ -41,6 +41,26 @@ shipped models):
   molecules in both halves and read as changing within 55-79 frames; linking across gaps of up to
   10 frames reads them as static but makes fast motion read slower on the simulations (which have
   no dark gaps), so the gap is not yet measured from the data.
+* **pair motion** (``pair_frames``): how soon the structure changes, from pairs of
+  localizations rather than rendered blocks, which must hold hundreds of raw frames on sparse
+  tables and so average away a change within tens of frames (very fast filaments read 2.7×
+  slower than the truth). At each lag of raw frames (bins 1-3, 3-6, ..., 400-800), pairs of
+  localizations of different blinking events 60-200 nm apart (:data:`PAIR_NM`: beyond one
+  emitter's repeated blinks, within a filament's neighbourhood) are counted against what as many
+  pairs spread at random over the field would give; a moving structure loses that excess with
+  the lag. ``pair_frames`` is the lag at which the excess falls below 60 % of its peak over lags
+  3-50 (:data:`PAIR_FRACTION`, log-interpolated), inf when it does not within 800 frames. On the
+  library's 1,400 simulated movies (v7) the median is 54 raw frames for very fast filaments (their
+  true half-life: a median of about 40), 136 for fast ones (about 125), 131 for fast
+  mitochondria, 250-290 for slow mitochondria, and most slow filaments do not part within 800
+  frames; but sparse slow filaments (0.05 per µm² per frame) read under 50 frames in a quarter of
+  movies (too few pairs), which is why it is a fifth feature beside ``motion_frames``, not its
+  replacement. At most :data:`PAIR_LOCS` localizations are read (whole 1,600-frame spans spread
+  over the movie, thinned at random beyond that, and again to about :data:`PAIR_PAIRS` close
+  pairs in a dense cluster). On the real tables of fixed E. coli cells (shared/data/
+  thunderstorm-real) both fields do not part within 800 frames — static, as they are — where
+  ``motion_frames`` reads 55 and 79 (molecules blinking again after dark gaps, which pairs
+  under 60 nm leave out).
 * **shape** (for the model): in each block, the structure at a quarter of its bright end (1-pixel-
   blurred counts above 25 % of their 99th percentile); the *filled share* is the part of it at
   least 2.5 render pixels (100 nm) from its edge — thin filaments have almost none (≤ 0.20 on the
@@ -58,9 +78,9 @@ Model, frames per step and window are read from a **library of simulated movies*
 (:data:`LIBRARY`, built by ``tools/suggest_sweep.py --library`` from grid sweeps: each movie's
 measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
 :data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure ×2, log
-``motion_frames``, filled share, filled share over short blocks ×2: :data:`FEATURE_WEIGHTS`; both
-stored in the library) that share one grid, the setting that lost the least F1 against each
-movie's own best (:func:`from_library`).
+``motion_frames`` ×0.5, filled share, filled share over short blocks ×2, log ``pair_frames``
+×1.5: :data:`FEATURE_WEIGHTS`; names and weights stored in the library) that share one grid,
+the setting that lost the least F1 against each movie's own best (:func:`from_library`).
 A learned lookup, not a formula, because the measures are noisy in ways a threshold rule cannot
 undo (a sparse slow movie reads as moving; fast filaments smeared within a block look filled) and
 the library's neighbours carry the same noise. It is used only with the model files it was
@@ -100,6 +120,19 @@ MOTION_PAIRS = 48
 #: 1 % are, which splits a fifth of the long (10-40 frame) events across both halves of a block and
 #: read static sparse filaments as changing within 560-870 frames)
 LINK_SIGMAS = 4 * math.sqrt(2)
+#: pair motion: localizations this far apart (nm; beyond one emitter's repeats, within one
+#: filament's neighbourhood) are counted at each lag of raw frames
+PAIR_NM = (60.0, 200.0)
+#: edges of the lag bins (raw frames) of the pair motion
+PAIR_LAGS = (1, 3, 6, 12, 25, 50, 100, 200, 400, 800)
+#: the pair motion is the lag at which the pairs' excess over random falls below this fraction of
+#: its peak over lags 3-50 raw frames (chosen by leave one seed out on the library's movies)
+PAIR_FRACTION = 0.6
+#: the pair motion reads at most this many localizations (spans of 2 × the longest lag spread
+#: over the movie; a span holding more is thinned at random)
+PAIR_LOCS = 20_000
+#: and at most about this many pairs of them within PAIR_NM[1] (a dense cluster is thinned again)
+PAIR_PAIRS = 4_000_000
 #: filled share above which the structure is filled (mitochondria), below: filaments
 FILLED_SHARE = 0.22
 #: the short blocks of the second shape measure last at least this many raw frames
@@ -126,6 +159,9 @@ class Measures:
     #: the filled share again over blocks of half ``motion_frames`` (at least
     #: :data:`SHAPE_MIN_FRAMES`, at most ``block_frames``), which motion does not smear
     filled_share_short: float = 0.0
+    #: raw frames within which localizations 60-200 nm apart lose 40 % of their excess over
+    #: random pairs (:func:`pair_frames`); inf: not within 800 frames; None: too few pairs
+    pair_frames: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +205,10 @@ class Suggestion:
                    f"changes by half within {m.motion_frames:.0f} raw frames")
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
                          f"structure {tau}")
+        if m.pair_frames is not None:
+            pairs = ("do not part within 800 raw frames" if not math.isfinite(m.pair_frames) else
+                     f"part within {m.pair_frames:.0f} raw frames")
+            lines.append(f"               localizations 60–200 nm apart {pairs}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
                      f"from its edge ({'filled' if m.filled else 'thin'}); "
                      f"{100 * m.filled_share_short:.0f} % over blocks too short for motion to smear it")
@@ -327,16 +367,17 @@ def _block_decay(r: float, L: float) -> float:
 
 
 def motion_frames(locs: Localizations, precision: float | None, x0: float, y0: float, px: float,
-                  shape: tuple[int, int]) -> float | None:
+                  shape: tuple[int, int], ev: np.ndarray | None = None) -> float | None:
     """Raw frames within which the structure changes by half at 80 nm (the module docstring), or
-    None when the movie is shorter than two blocks."""
+    None when the movie is shorter than two blocks. ``ev``: the :func:`events` of ``locs``."""
     n = len(locs)
     f0, f1 = locs.frame_range
     n_frames = f1 - f0 + 1
     L = int(min(max(50, math.ceil(MOTION_LOCS * n_frames / n)), n_frames // 4))
     if L < 1 or n_frames < 2 * L:
         return None
-    ev = events(locs, precision)
+    if ev is None:
+        ev = events(locs, precision)
     _, inv = np.unique(ev, return_inverse=True)
     half = (np.random.default_rng(0).random(int(inv.max()) + 1) < 0.5)[inv]
     rel = locs.frame - f0
@@ -362,6 +403,60 @@ def motion_frames(locs: Localizations, precision: float | None, x0: float, y0: f
         num += _corr(image(a), image(b))
         den += math.sqrt(ceiling(s, a) * ceiling(s + L, b))
     return _block_decay(num / den if den > 0 else 0.0, L)
+
+
+def pair_frames(locs: Localizations, ev: np.ndarray) -> float | None:
+    """Raw frames within which the structure changes, from pairs of localizations (the module
+    docstring: pair motion): at each lag of raw frames, pairs of localizations of different
+    blinking events (``ev``: :func:`events`) :data:`PAIR_NM` apart, over what as many pairs
+    spread at random over the field would give; the lag at which that excess falls below
+    :data:`PAIR_FRACTION` of its peak (log-interpolated between lag bins). inf when it does not
+    within :data:`PAIR_LAGS`; None when the peak has no excess (too few localizations)."""
+    from scipy.spatial import cKDTree
+
+    edges = np.asarray(PAIR_LAGS)
+    r1, r2 = PAIR_NM
+    f0, _ = locs.frame_range
+    rel = locs.frame - f0
+    span = 2 * int(edges[-1])
+    n_spans = int(rel.max()) // span + 1
+    # whole spans spread over the movie, as many as hold about PAIR_LOCS localizations; thinned
+    # at random to PAIR_LOCS (the excess ratio keeps its mean)
+    m = min(n_spans, max(1, math.ceil(PAIR_LOCS * n_spans / len(locs))))
+    spans = np.unique(np.linspace(0, n_spans - 1, m).round().astype(np.int64))
+    idx = np.flatnonzero(np.isin(rel // span, spans))
+    if idx.size > PAIR_LOCS:
+        idx = idx[np.random.default_rng(0).random(idx.size) < PAIR_LOCS / idx.size]
+    tree = cKDTree(np.column_stack([locs.x[idx], locs.y[idx]]))
+    close = (tree.count_neighbors(tree, r2) - idx.size) / 2
+    if close > PAIR_PAIRS:  # a dense cluster: thinned again (pairs fall with the square)
+        idx = idx[np.random.default_rng(1).random(idx.size) < math.sqrt(PAIR_PAIRS / close)]
+        tree = cKDTree(np.column_stack([locs.x[idx], locs.y[idx]]))
+    x, y, fr, e, sp = locs.x[idx], locs.y[idx], rel[idx], ev[idx], rel[idx] // span
+    i, j = tree.query_pairs(r2, output_type="ndarray").T
+    keep = (np.hypot(x[i] - x[j], y[i] - y[j]) >= r1) & (e[i] != e[j]) & (sp[i] == sp[j])
+    K = np.histogram(np.abs(fr[i] - fr[j])[keep], edges)[0].astype(np.float64)
+    N = np.zeros(len(edges) - 1)
+    for s in spans.tolist():  # pairs of localizations per lag, within each span
+        c = np.bincount(fr[sp == s] - s * span, minlength=span).astype(np.float64)
+        ac = np.correlate(c, c, "full")[span - 1:]  # ac[lag]: pairs that many frames apart
+        N += [ac[a:b].sum() for a, b in zip(edges[:-1], edges[1:])]
+    area = float(np.ptp(locs.x)) * float(np.ptp(locs.y))
+    excess = K / np.maximum(N * math.pi * (r2 * r2 - r1 * r1) / max(area, 1e-12), 1e-12) - 1
+    peak_bin = 1 + int(np.argmax(excess[1:5]))
+    peak = excess[peak_bin]
+    if not peak > 0:
+        return None
+    level = PAIR_FRACTION * peak
+    centre = np.log(np.sqrt(edges[:-1] * edges[1:]))
+    for b in range(peak_bin + 1, len(excess)):
+        if N[b] == 0:  # the movie is shorter than this lag
+            break
+        if excess[b] < level:
+            a, c = excess[b - 1], excess[b]
+            t = (a - level) / (a - c)
+            return float(math.exp(centre[b - 1] + t * (centre[b] - centre[b - 1])))
+    return math.inf
 
 
 def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | None = None) -> Measures:
@@ -428,7 +523,9 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
     speed = tau = None
     if shifts:
         speed = float(np.median([math.hypot(*s) for s in shifts]) * px / block_frames)
-    tau = motion_frames(locs, precision, x0, y0, px, (H, W))
+    ev = events(locs, precision)
+    tau = motion_frames(locs, precision, x0, y0, px, (H, W), ev)
+    pair = pair_frames(locs, ev)
     # the shape again over blocks that motion does not smear: fast filaments smeared into bands
     # within a density block look as filled as sparse mitochondria
     short = block_frames
@@ -442,7 +539,7 @@ def measure(locs: Localizations, pixel_size: float = 40.0, block_frames: int | N
                     precision_method=method, block_frames=block_frames,
                     speed_nm_per_frame=speed, motion_frames=tau,
                     filled_share=_mean_share(list(filled.values())),
-                    pixel_size=px, filled_share_short=filled_short)
+                    pixel_size=px, filled_share_short=filled_short, pair_frames=pair)
 
 
 # ----------------------------------------------------------------------------- the proposal
@@ -474,12 +571,16 @@ LIBRARY = Path(__file__).with_name("suggest_library.json")
 #: its ``neighbours``)
 NEIGHBOURS = 7
 #: weights of the features (log density on the structure, log motion_frames, 5 × filled share,
-#: 5 × filled share over short blocks) in the distance, each feature first scaled by its spread
-#: over the library (a library may say otherwise: its ``feature_weights``, chosen with it by
-#: leave-one-seed-out)
-FEATURE_WEIGHTS = (2.0, 1.0, 1.0, 2.0)
-#: the :class:`Measures` fields :func:`features` reads, in its order
-FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short")
+#: 5 × filled share over short blocks, log pair_frames) in the distance, each feature first scaled
+#: by its spread over the library (a library may say otherwise: its ``feature_weights``, chosen
+#: with it by leave-one-seed-out)
+FEATURE_WEIGHTS = (2.0, 0.5, 1.0, 2.0, 1.5)
+#: the :class:`Measures` fields the features are read from, in order (a library names its own:
+#: ``features``; libraries v1-v6 had the first four)
+FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short",
+                    "pair_frames")
+#: the features and default weights of a library that does not name its features (v1-v6)
+_V1_FEATURES = (FEATURE_MEASURES[:4], (2.0, 1.0, 1.0, 2.0))
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
@@ -487,6 +588,8 @@ TIE = 0.002
 UNSURE_LOSS = 0.02
 #: motion_frames is clipped to this range (frames) before its log is taken: longer = static
 MOTION_CLIP = (10.0, 5000.0)
+#: pair_frames likewise (its longest lag is 800 frames)
+PAIR_CLIP = (1.0, 1000.0)
 
 
 def setting_key(model: str, frames_per_step: int, window: int) -> str:
@@ -509,21 +612,31 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def features(density_structure: float, motion_frames: float | None, filled_share: float,
-             filled_share_short: float) -> np.ndarray:
-    """The point of a movie in the library's space (see :data:`FEATURE_WEIGHTS`)."""
-    tau = motion_frames
-    if tau is None or not math.isfinite(tau):
-        tau = MOTION_CLIP[1]
-    tau = min(max(float(tau), MOTION_CLIP[0]), MOTION_CLIP[1])
-    return np.array([math.log(max(float(density_structure), 1e-3)), math.log(tau),
-                     5.0 * float(filled_share), 5.0 * float(filled_share_short)])
+def _log_clipped(v: float | None, clip: tuple[float, float]) -> float:
+    """log of ``v`` clipped to ``clip``; None or inf (never changes): the upper end."""
+    v = clip[1] if v is None or not math.isfinite(v) else v
+    return math.log(min(max(float(v), clip[0]), clip[1]))
 
 
-def _features_of(m: Measures | dict) -> np.ndarray:
-    """:func:`features` of a table's measures or of a library movie."""
+#: each feature from its measure (see :data:`FEATURE_WEIGHTS`)
+_FEATURE = {
+    "density_structure": lambda v: math.log(max(float(v), 1e-3)),
+    "motion_frames": lambda v: _log_clipped(v, MOTION_CLIP),
+    "filled_share": lambda v: 5.0 * float(v),
+    "filled_share_short": lambda v: 5.0 * float(v),
+    "pair_frames": lambda v: _log_clipped(v, PAIR_CLIP),
+}
+#: what the report calls each feature (a table outside the library's range on it)
+_FEATURE_NAME = {"density_structure": "density on the structure", "motion_frames": "motion",
+                 "filled_share": "shape", "filled_share_short": "shape over short blocks",
+                 "pair_frames": "motion from pairs"}
+
+
+def features(m: Measures | dict, names: tuple[str, ...] = FEATURE_MEASURES) -> np.ndarray:
+    """The point of a table's measures or of a library movie in the library's space (the
+    features ``names``; see :data:`FEATURE_WEIGHTS`)."""
     get = m.get if isinstance(m, dict) else lambda key: getattr(m, key)
-    return features(*(get(key) for key in FEATURE_MEASURES))
+    return np.array([_FEATURE[k](get(k)) for k in names])
 
 
 @functools.lru_cache(maxsize=4)
@@ -534,12 +647,14 @@ def _library(path: str) -> dict | None:
         return None
     try:
         lib = json.loads(p.read_text())
-        X = np.array([_features_of(m) for m in lib["movies"]])
+        names = tuple(lib.get("features", _V1_FEATURES[0]))
+        X = np.array([features(m, names) for m in lib["movies"]])
         if X.ndim != 2 or not len(X) or not isinstance(lib["models"], dict):
             raise ValueError("no movies")
         if not all(isinstance(m["f1"], dict) and m["f1"] for m in lib["movies"]):
             raise ValueError("a movie without F1")
-        w = np.array(lib.get("feature_weights", FEATURE_WEIGHTS), dtype=float)
+        w = np.array(lib.get("feature_weights", FEATURE_WEIGHTS if "features" in lib else
+                             _V1_FEATURES[1]), dtype=float)
         k = lib.get("neighbours", NEIGHBOURS)
         if w.shape != (X.shape[1],) or not (np.isfinite(w).all() and (w >= 0).all()) or \
                 not (isinstance(k, int) and k >= 1):
@@ -548,6 +663,7 @@ def _library(path: str) -> dict | None:
         raise DBlinkError(f"{p}: not a dblink suggestion library ({type(exc).__name__}); "
                           f"reinstall dblink or rebuild it (tools/suggest_sweep.py --library)") from None
     lib["X"], lib["spread"], lib["weights"], lib["k"] = X, X.std(0) + 1e-9, w, k
+    lib["names"] = names
     lib["grids"] = [frozenset(m["f1"]) for m in lib["movies"]]  # the settings each movie has
     return lib
 
@@ -601,7 +717,7 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     name = _library_model(model, lib)
     if name is False:
         return None
-    x = _features_of(m)
+    x = features(m, lib["names"])
     d = np.sqrt(((((lib["X"] - x) / lib["spread"]) * lib["weights"]) ** 2).sum(1))
     near = _neighbours(lib, np.argsort(d, kind="stable"), lib["k"] if k is None else k, name)
     keys = set.intersection(*(set(n["f1"]) for n in near))
@@ -621,8 +737,7 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     best = min(loss, key=lambda key: (not (loss[key] <= low + TIE and own_window(key)), loss[key]))
     mname, S, W = parse_setting(best)
     lo, hi = lib["X"].min(0), lib["X"].max(0)
-    outside = [what for what, v, a, b in zip(("density on the structure", "motion", "shape",
-                                               "shape over short blocks"), x, lo, hi)
+    outside = [_FEATURE_NAME[k] for k, v, a, b in zip(lib["names"], x, lo, hi)
                if v < a - 0.1 * (b - a) or v > b + 0.1 * (b - a)]
     others = sorted((key for key in loss if key != best), key=loss.get)
     return {"model": mname, "frames_per_step": S, "window": W, "loss": loss[best],
