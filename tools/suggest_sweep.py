@@ -393,8 +393,9 @@ def true_half_life(gt: np.ndarray, fine: int = FINE) -> float:
 
 
 def motion_check(seeds: list[int], size: int, frames: int) -> str:
-    """``--motion-check``: the measured ``motion_frames`` against the ground truth's half-life
-    (:func:`true_half_life`) on every filament scenario of each seed (no reconstruction)."""
+    """``--motion-check``: the measured ``motion_frames`` and ``pair_frames`` against the ground
+    truth's half-life (:func:`true_half_life`) on every filament scenario of each seed (no
+    reconstruction)."""
     from dblink.suggest import measure
 
     rows = []
@@ -403,25 +404,31 @@ def motion_check(seeds: list[int], size: int, frames: int) -> str:
             if SCENARIOS[name][0] != "filaments":
                 continue
             sim = simulate(name, size, frames, seed)
-            rows.append((name, seed, len(sim.locs), true_half_life(sim.gt),
-                         measure(sim.locs).motion_frames))
+            m = measure(sim.locs)
+            rows.append((name, seed, len(sim.locs), true_half_life(sim.gt), m.motion_frames,
+                         m.pair_frames))
     cap = lambda v: min(max(v if v is not None else 5000.0, 1.0), 5000.0)  # noqa: E731
+    fmt = lambda v: "∞" if v is None or v >= 5000 else f"{v:.0f}"  # noqa: E731
     lt = np.log([cap(r[3]) for r in rows])
-    lm = np.log([cap(r[4]) for r in rows])
-    lines = ["| movie | localizations | true half-life (frames) per seed | measured | median factor "
-             "off | over 2x off |", "|---|---:|---|---|---:|---:|"]
+    lines = ["| movie | localizations | true half-life (frames) per seed | motion_frames | median factor "
+             "off | over 2x off | pair_frames | median factor off | over 2x off |",
+             "|---|---:|---|---|---:|---:|---|---:|---:|"]
     for name in dict.fromkeys(r[0] for r in rows):
         sel = [r for r in rows if r[0] == name]
-        fmt = lambda v: "∞" if v is None or v >= 5000 else f"{v:.0f}"  # noqa: E731
-        off = np.abs(np.log([cap(r[4]) / cap(r[3]) for r in sel]))
-        lines.append(f"| {name} | {np.mean([r[2] for r in sel]):.0f} | "
-                     f"{' '.join(fmt(r[3]) for r in sel)} | {' '.join(fmt(r[4]) for r in sel)} | "
-                     f"{np.exp(np.median(off)):.2f} | {np.mean(off > np.log(2)):.0%} |")
-    lines.append(f"\n{len(rows)} movies (seeds {seeds[0]}–{seeds[-1]}, values capped at 5,000 frames): "
-                 f"rms log error {np.sqrt(np.mean((lt - lm) ** 2)):.2f} (a factor "
-                 f"{np.exp(np.sqrt(np.mean((lt - lm) ** 2))):.1f}), mean {np.mean(lm - lt):+.2f}; same side "
-                 f"of 200 frames in {np.mean((lt >= np.log(200)) == (lm >= np.log(200))):.0%}, of 400 "
-                 f"frames in {np.mean((lt >= np.log(400)) == (lm >= np.log(400))):.0%}")
+        cells = [name, f"{np.mean([r[2] for r in sel]):.0f}", " ".join(fmt(r[3]) for r in sel)]
+        for col in (4, 5):
+            off = np.abs(np.log([cap(r[col]) / cap(r[3]) for r in sel]))
+            cells += [" ".join(fmt(r[col]) for r in sel), f"{np.exp(np.median(off)):.2f}",
+                      f"{np.mean(off > np.log(2)):.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"\n{len(rows)} movies (seeds {seeds[0]}–{seeds[-1]}, values capped at 5,000 frames):")
+    for col, what in ((4, "motion_frames"), (5, "pair_frames")):
+        lm = np.log([cap(r[col]) for r in rows])
+        rms = np.sqrt(np.mean((lt - lm) ** 2))
+        lines.append(f"{what}: rms log error {rms:.2f} (a factor {np.exp(rms):.1f}), mean "
+                     f"{np.mean(lm - lt):+.2f}; same side of 200 frames in "
+                     f"{np.mean((lt >= np.log(200)) == (lm >= np.log(200))):.0%}, of 400 frames in "
+                     f"{np.mean((lt >= np.log(400)) == (lm >= np.log(400))):.0%}")
     return "\n".join(lines)
 
 
