@@ -450,9 +450,10 @@ def test_cli_suggest_and_reconstruct_auto(slow, tmp_path, capsys):
     table = tmp_path / "locs.csv"
     write_localizations(table, slow)
     assert main(["suggest", str(table), "--device", "cpu", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
     expected = suggest(slow, device="cpu")
     assert out["options"] == expected.options and "density_structure" in out["measures"]
+    assert out["measures"]["pair_frames"] == "inf"  # slow filaments: strict JSON, not Infinity
     assert main(["suggest", str(table), "--device", "cpu"]) == 0
     assert "suggested:" in capsys.readouterr().out
     # --auto on the command line (measured on the whole table; a small piece is reconstructed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -531,9 +532,11 @@ def _cmd_suggest(a: argparse.Namespace) -> int:
     notes: list[str] = []
     locs = read_table(a.table, opts.camera_pixel, warn=notes.append, columns=opts.columns)
     sug = suggest(locs, model=a.model, device=a.device)
-    if a.json:
-        print(json.dumps({"options": sug.options, "reasons": sug.reasons,
-                          "measures": sug.measures.to_dict(), "notes": notes + sug.notes}))
+    if a.json:  # strict JSON: a measure that never changes within the movie (inf) is "inf"
+        measures = {k: "inf" if isinstance(v, float) and math.isinf(v) else v
+                    for k, v in sug.measures.to_dict().items()}
+        print(json.dumps({"options": sug.options, "reasons": sug.reasons, "measures": measures,
+                          "notes": notes + sug.notes}, allow_nan=False))
     else:
         for n in notes:
             print(f"dblink: note: {one_line(n)}", file=sys.stderr)
