@@ -376,6 +376,10 @@ def test_remeasure_adds_a_measure_to_old_sweep_files(tmp_path):
     del old["filled_share_short"]
     sweep.write_text(json.dumps({"fil-d0.3-slow": {"seed": 5, "measures": old,
                                                     "grid": {"filaments S=5 W=25": {"f1": 0.5}}}}))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--summary", str(sweep)],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    assert r.returncode != 0 and r.stderr.strip().endswith("run this script with --remeasure on it")
+    assert "Traceback" not in r.stderr and "filled_share_short" in r.stderr
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--remeasure", "--size",
                         "32", "--frames", "100", str(sweep)], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "python")})

@@ -225,6 +225,10 @@ def _proposals(row: dict, library: Path | None) -> tuple[str | None, str]:
 
     from dblink.suggest import Measures, from_library, from_rules, setting_key
 
+    missing = [k.name for k in dataclasses.fields(Measures) if k.name not in row["measures"]]
+    if missing:
+        raise SystemExit(f"a movie of seed {row['seed']} has no stored {', '.join(missing)}: its "
+                         f"sweep file was measured before; run this script with --remeasure on it")
     kw = {k.name: row["measures"][k.name] for k in dataclasses.fields(Measures)}
     kw["frames"] = tuple(kw["frames"])
     m = Measures(**kw)
