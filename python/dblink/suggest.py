@@ -52,13 +52,13 @@ shipped models):
   3-50 (:data:`PAIR_FRACTION`, log-interpolated), inf when it does not within 800 frames. On the
   library's 1,400 simulated movies (v7) the median is 54 raw frames for very fast filaments (their
   true half-life: a median of about 40), 136 for fast ones (about 125), 131 for fast
-  mitochondria, 250-290 for slow mitochondria, and most slow filaments do not part within 800
+  mitochondria, 250-290 for slow mitochondria, and most slow filaments do not change within 800
   frames; but sparse slow filaments (0.05 per µm² per frame) read under 50 frames in a quarter of
   movies (too few pairs), which is why it is a fifth feature beside ``motion_frames``, not its
   replacement. At most :data:`PAIR_LOCS` localizations are read (whole 1,600-frame spans spread
   over the movie, thinned at random beyond that, and again to about :data:`PAIR_PAIRS` close
   pairs in a dense cluster). On the real tables of fixed E. coli cells (shared/data/
-  thunderstorm-real) both fields do not part within 800 frames — static, as they are — where
+  thunderstorm-real) both fields show no change within 800 frames — static, as they are — where
   ``motion_frames`` reads 55 and 79 (molecules blinking again after dark gaps, which pairs
   under 60 nm leave out).
 * **shape** (for the model): in each block, the structure at a quarter of its bright end (1-pixel-
@@ -206,9 +206,9 @@ class Suggestion:
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
                          f"structure {tau}")
         if m.pair_frames is not None:
-            pairs = ("do not part within 800 raw frames" if not math.isfinite(m.pair_frames) else
-                     f"part within {m.pair_frames:.0f} raw frames")
-            lines.append(f"               localizations 60–200 nm apart {pairs}")
+            pairs = ("no change within 800 raw frames" if not math.isfinite(m.pair_frames) else
+                     f"changes within {m.pair_frames:.0f} raw frames")
+            lines.append(f"               from pairs of localizations 60–200 nm apart: {pairs}")
         lines.append(f"  shape        {100 * m.filled_share:.0f} % of the structure over 100 nm "
                      f"from its edge ({'filled' if m.filled else 'thin'}); "
                      f"{100 * m.filled_share_short:.0f} % over blocks too short for motion to smear it")
