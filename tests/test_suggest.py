@@ -368,6 +368,23 @@ def test_fill_and_summary_leave_one_seed_out(tmp_path):
     assert "leave one out" in r.stdout and "not in the grid" not in r.stdout
 
 
+def test_motion_check_reports_both_motion_measures():
+    """``--motion-check``: a row per filament scenario with both measures against the truth, and a
+    summary line for each (small movies: this checks the table, not the figures)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from suggest_sweep import SCENARIOS, motion_check
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    out = motion_check([5], size=32, frames=200)
+    rows = [line for line in out.splitlines() if line.startswith("| fil-")]
+    assert len(rows) == sum(v[0] == "filaments" for v in SCENARIOS.values())
+    assert all(len(r.strip("|").split("|")) == 9 for r in rows)
+    assert "pair_frames | median factor off" in out.splitlines()[0]
+    assert sum(line.startswith(("motion_frames: rms log error", "pair_frames: rms log error"))
+               for line in out.splitlines()) == 2
+
+
 def test_remeasure_adds_a_measure_to_old_sweep_files(tmp_path):
     """``--remeasure``: a sweep file measured before ``filled_share_short`` existed is measured again
     (the movie simulated again from its seed); the library tool needs every measure."""
