@@ -63,6 +63,14 @@ def test_fast_motion_changes_the_structure_sooner(slow):
     assert measure(movie(density=0.1, motion=STATIC)).motion_frames > 400
 
 
+def _static_line(rng: np.random.Generator, n: int, frames: int) -> Localizations:
+    """``n`` localizations (20 nm scatter) on one static 2.5 µm line over ``frames`` raw frames."""
+    frame = np.sort(rng.integers(1, frames + 1, n))
+    t = rng.random(n)
+    return Localizations(frame=frame, x=200 + 2000 * t + rng.normal(0, 20, n),
+                         y=300 + 1500 * t + rng.normal(0, 20, n), source="long.csv")
+
+
 @pytest.mark.parametrize("seed", [16, 17])
 def test_pairs_of_localizations_tell_fast_from_very_fast(seed):
     """Blocks of 250 frames cannot see a structure that changes within 50 (seed 17's very fast
@@ -82,10 +90,7 @@ def test_pair_motion_reads_a_bounded_number_of_localizations(monkeypatch):
 
     rng = np.random.default_rng(4)
     n = 300_000
-    frame = np.sort(rng.integers(1, 20_001, n))
-    t = rng.random(n)
-    loc = Localizations(frame=frame, x=200 + 2000 * t + rng.normal(0, 20, n),
-                        y=300 + 1500 * t + rng.normal(0, 20, n), source="long.csv")
+    loc = _static_line(rng, n, 20_000)
     sizes = []
     tree = scipy.spatial.cKDTree
     monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
@@ -582,12 +587,7 @@ def test_a_long_table_measures_a_bounded_number_of_blocks(monkeypatch):
     and one block's render is kept at a time: a 10,000-frame table (200 blocks) costs what 96 do."""
     import dblink.suggest as sg
 
-    rng = np.random.default_rng(3)
-    n = 400_000
-    frame = np.sort(rng.integers(1, 10_001, n))
-    t = rng.random(n)
-    loc = Localizations(frame=frame, x=200 + 2000 * t + rng.normal(0, 20, n),
-                        y=300 + 1500 * t + rng.normal(0, 20, n), source="long.csv")
+    loc = _static_line(np.random.default_rng(3), 400_000, 10_000)
     calls = []
     shift = sg._shift
     monkeypatch.setattr(sg, "_shift", lambda a, b: calls.append(1) or shift(a, b))

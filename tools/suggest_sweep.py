@@ -167,6 +167,11 @@ def _measured() -> tuple[str, ...]:
     return ("localizations", *FEATURE_MEASURES)
 
 
+def _frames(v: float | None) -> float | None:
+    """A stored frame count as the library keeps it: 0.1 frame, None for never or not measured."""
+    return None if v is None or not np.isfinite(v) else round(v, 1)
+
+
 def _library_movies(files: list[Path], size: int, frames: int, both: bool = False) -> list[dict]:
     from dblink.suggest import measure, setting_key
 
@@ -178,7 +183,6 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
             m = row.get("measures")
             if not m or any(k not in m for k in _measured()):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
-            tau, pair = m["motion_frames"], m["pair_frames"]
             # the scenario's lean grid, or with ``both`` both models' whole grids where the movie
             # has them: settings --fill scored on some movies would give them a grid of their own
             # (dblink.suggest groups the nearest movies by grid)
@@ -187,10 +191,10 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
                 keep = {setting_key(*k) for k in grid_keys(name, lean=True)}
             movies.append({"movie": name, "seed": row["seed"], "localizations": m["localizations"],
                            "density_structure": round(m["density_structure"], 4),
-                           "motion_frames": None if tau is None or not np.isfinite(tau) else round(tau, 1),
+                           "motion_frames": _frames(m["motion_frames"]),
                            "filled_share": round(m["filled_share"], 4),
                            "filled_share_short": round(m["filled_share_short"], 4),
-                           "pair_frames": None if pair is None or not np.isfinite(pair) else round(pair, 1),
+                           "pair_frames": _frames(m["pair_frames"]),
                            "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in keep}})
     return movies
 

@@ -580,7 +580,8 @@ FEATURE_WEIGHTS = (2.0, 0.5, 1.0, 2.0, 1.5)
 FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short",
                     "pair_frames")
 #: the features and default weights of a library that does not name its features (v1-v6)
-_FOUR_FEATURES = (FEATURE_MEASURES[:4], (2.0, 1.0, 1.0, 2.0))
+_FOUR_FEATURES = FEATURE_MEASURES[:4]
+_FOUR_WEIGHTS = (2.0, 1.0, 1.0, 2.0)
 #: settings whose mean loss is within this of the least are ties; of those, the model's own
 #: window is proposed
 TIE = 0.002
@@ -647,14 +648,14 @@ def _library(path: str) -> dict | None:
         return None
     try:
         lib = json.loads(p.read_text())
-        names = tuple(lib.get("features", _FOUR_FEATURES[0]))
+        names = tuple(lib.get("features", _FOUR_FEATURES))
         X = np.array([features(m, names) for m in lib["movies"]])
         if X.ndim != 2 or not len(X) or not isinstance(lib["models"], dict):
             raise ValueError("no movies")
         if not all(isinstance(m["f1"], dict) and m["f1"] for m in lib["movies"]):
             raise ValueError("a movie without F1")
         w = np.array(lib.get("feature_weights", FEATURE_WEIGHTS if "features" in lib else
-                             _FOUR_FEATURES[1]), dtype=float)
+                             _FOUR_WEIGHTS), dtype=float)
         k = lib.get("neighbours", NEIGHBOURS)
         if w.shape != (X.shape[1],) or not (np.isfinite(w).all() and (w >= 0).all()) or \
                 not (isinstance(k, int) and k >= 1):
