@@ -603,3 +603,18 @@ def test_auto_passes_the_suggestions_notes_on(split_library):
     assert o.frames_per_step == 5
     assert notes[0].startswith("--auto: model filaments, frames_per_step 5")
     assert any(n.startswith("--auto: an uncertain choice") for n in notes[1:])
+
+
+def test_report_says_when_the_two_motion_measures_disagree(slow):
+    """A block motion of 55 frames where pairs read no change (the real E. coli tables) is
+    flagged in the report; two readings within 4x of each other are not."""
+    import dataclasses
+    import math
+
+    s = suggest(slow, device="cpu")
+    flag = "the two disagree over 4x"
+    for block, pairs, flagged in ((55.0, math.inf, True), (55.0, 300.0, True), (55.0, 200.0, False),
+                                  (math.inf, math.inf, False), (500.0, math.inf, False),
+                                  (55.0, None, False)):
+        m = dataclasses.replace(s.measures, motion_frames=block, pair_frames=pairs)
+        assert (flag in dataclasses.replace(s, measures=m).report()) is flagged, (block, pairs)
