@@ -206,9 +206,10 @@ class Suggestion:
             lines.append(f"  motion       drift {m.speed_nm_per_frame:.3g} nm per raw frame; the "
                          f"structure {tau}")
         if m.pair_frames is not None:
-            pairs = ("no change within 800 raw frames" if not math.isfinite(m.pair_frames) else
-                     f"changes within {m.pair_frames:.0f} raw frames")
-            lines.append(f"               from pairs of localizations 60–200 nm apart: {pairs}")
+            pairs = (f"no change within {PAIR_LAGS[-1]} raw frames" if not math.isfinite(m.pair_frames)
+                     else f"changes within {m.pair_frames:.0f} raw frames")
+            lines.append(f"               from pairs of localizations {PAIR_NM[0]:.0f}–{PAIR_NM[1]:.0f} "
+                         f"nm apart: {pairs}")
             if _disagree(m.motion_frames, m.pair_frames):
                 lines.append("               (the two disagree over 4x: molecules that blink again after "
                              "dark frames, or few localizations, read as change in blocks; README: "
