@@ -164,7 +164,7 @@ def _measured() -> tuple[str, ...]:
     file measured before one was added: ``--remeasure``)."""
     from dblink.suggest import FEATURE_MEASURES
 
-    return ("localizations", *FEATURE_MEASURES)
+    return tuple(dict.fromkeys(("localizations", *FEATURE_MEASURES)))
 
 
 def _frames(v: float | None) -> float | None:

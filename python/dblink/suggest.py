@@ -594,6 +594,9 @@ FEATURE_WEIGHTS = (2.0, 0.5, 1.0, 2.0, 1.5)
 #: ``features``; libraries v1-v6 had the first four)
 FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short",
                     "pair_frames")
+#: a library may name the localization count as a feature (candidate v10): up to this many (one
+#: density block's worth, :data:`BLOCK_LOCS`)
+COUNT_CLIP = float(BLOCK_LOCS)
 #: the features and default weights of a library that does not name its features (v1-v6)
 _FOUR_FEATURES = FEATURE_MEASURES[:4]
 _FOUR_WEIGHTS = (2.0, 1.0, 1.0, 2.0)
@@ -641,11 +644,12 @@ _FEATURE = {
     "filled_share": lambda v: 5.0 * float(v),
     "filled_share_short": lambda v: 5.0 * float(v),
     "pair_frames": lambda v: _log_clipped(v, PAIR_CLIP),
+    "localizations": lambda v: _log_clipped(v, (1.0, COUNT_CLIP)),
 }
 #: what the report calls each feature (a table outside the library's range on it)
 _FEATURE_NAME = {"density_structure": "density on the structure", "motion_frames": "motion",
                  "filled_share": "shape", "filled_share_short": "shape over short blocks",
-                 "pair_frames": "motion from pairs"}
+                 "pair_frames": "motion from pairs", "localizations": "localizations"}
 
 
 def features(m: Measures | dict, names: tuple[str, ...] = FEATURE_MEASURES) -> np.ndarray:
