@@ -4,6 +4,7 @@ sweep is measured by tools/suggest_sweep.py (README "Parameters from the data"),
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -565,6 +566,37 @@ def test_a_library_names_its_features(tmp_path):
     bad.write_text(json.dumps(lib))
     with pytest.raises(DBlinkError, match="not a dblink suggestion library"):
         from_library(m, path=bad)
+
+
+def test_the_localization_count_is_a_feature_up_to_the_clip(tmp_path):
+    """A library that names the localization count (v10) tells tables of few localizations apart
+    from others alike in every other feature; above COUNT_CLIP all tables are one point."""
+    from dblink.suggest import COUNT_CLIP, features, from_library
+
+    few_f1 = {"filaments S=20 W=25": 0.9, "filaments S=10 W=25": 0.8}
+    more_f1 = {"filaments S=20 W=25": 0.7, "filaments S=10 W=25": 0.8}
+    movies = ([dict(_lib_movie(0.5, 150.0, 0.02, few_f1), pair_frames=150.0, localizations=400)
+               for _ in range(5)]
+              + [dict(_lib_movie(0.5, 150.0, 0.02, more_f1), pair_frames=150.0, localizations=2500)
+                 for _ in range(5)])
+    lib = json.loads(_library_file(tmp_path, movies, name="base.json").read_text())
+    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
+                         "pair_frames", "localizations"], feature_weights=[2, 0.5, 1, 2, 1.5, 2])
+    six = tmp_path / "six.json"
+    six.write_text(json.dumps(lib))
+    m = _measured(0.5, 150.0)
+    m.pair_frames = 150.0
+    for n, S in ((450, 20), (1400, 10), (50_000, 10)):
+        m.localizations = n
+        c = from_library(m, path=six)
+        assert c["frames_per_step"] == S and not c["outside"], n
+    names = ("localizations",)
+    m.localizations = 3000
+    at_clip = features(m, names)
+    m.localizations = 2_000_000
+    assert features(m, names) == pytest.approx(at_clip) == [math.log(COUNT_CLIP)]
+    m.localizations = 500
+    assert features(m, names) == pytest.approx([math.log(500)])
 
 
 def test_a_damaged_library_is_one_line(tmp_path):
