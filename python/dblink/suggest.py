@@ -91,8 +91,8 @@ sparse slow filament movies lost over 0.1 F1 that way), and among library movies
 localizations the proposal then weighs what such readings turned out to be (at that density the
 slow movies' long steps are also the best single setting for fast filaments: docs/suggest/
 sparse-fast). Above 2,000 it is one value and changes nothing between tables. It is used only with
-the model files it was measured with (their SHA-256 are in the library) and at its 40 nm grid; for other models the
-density and motion rules (:func:`_rules`) decide. Stride: from the device.
+the model files it was measured with (their SHA-256 are in the library) and at its 40 nm grid; for
+other models the density and motion rules (:func:`_rules`) decide. Stride: from the device.
 Judged on held-out seeds against the rules (``tools/suggest_sweep.py --summary``; the README).
 """
 from __future__ import annotations
