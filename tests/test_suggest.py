@@ -599,6 +599,32 @@ def test_the_localization_count_is_a_feature_up_to_the_clip(tmp_path):
     assert features(m, names) == pytest.approx([math.log(500)])
 
 
+def test_few_localizations_note_says_what_the_choice_follows(tmp_path, monkeypatch):
+    """On a table of few localizations the motion is the roughest measure; with a library that
+    reads the count, the note says how many localizations the movies it follows have."""
+    import dblink.suggest as sg
+
+    f1 = {"filaments S=20 W=25": 0.9, "filaments S=10 W=25": 0.8}
+    movies = [dict(_lib_movie(0.5, 150.0, 0.02, f1), pair_frames=150.0, localizations=n)
+              for n in (380, 420, 450, 470, 510)]
+    lib = json.loads(_library_file(tmp_path, movies, name="base.json").read_text())
+    five = tmp_path / "five-features.json"
+    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
+                         "pair_frames"], feature_weights=[2, 0.5, 1, 2, 1.5])
+    five.write_text(json.dumps(lib))
+    six = tmp_path / "six-features.json"
+    lib.update(features=lib["features"] + ["localizations"], feature_weights=[2, 0.5, 1, 2, 1.5, 2])
+    six.write_text(json.dumps(lib))
+    m = _measured(0.5, 150.0)
+    m.pair_frames, m.localizations = 150.0, 430
+    monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: m)
+    for path, said in ((six, True), (five, False)):
+        monkeypatch.setattr(sg, "LIBRARY", path)
+        note = [n for n in suggest(None, device="cpu").notes if n.startswith("only 430")]
+        assert len(note) == 1
+        assert ("the movies the choice follows have 380–510 localizations" in note[0]) == said
+
+
 def test_a_damaged_library_is_one_line(tmp_path):
     from dblink.suggest import from_library
 

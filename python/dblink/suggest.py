@@ -772,6 +772,7 @@ def from_library(m: Measures, model: str | None = None, k: int | None = None,
     return {"model": mname, "frames_per_step": S, "window": W, "loss": loss[best],
             "runner_up": (others[0], loss[others[0]]) if others else None,
             "near": near, "outside": outside, "n_library": len(lib["movies"]),
+            "by_count": "localizations" in lib["names"],
             "movie_frames": lib.get("movie", {}).get("frames")}
 
 
@@ -925,7 +926,12 @@ def suggest(locs: Localizations, model: str | None = None, device: str = "auto",
                          f"{stride} outputs per window on a CPU (about {stride}x faster, same "
                          f"measured F1)")
     if m.localizations < FEW_LOCS:
-        notes.append(f"only {m.localizations} localizations: the measures are rough")
+        note = f"only {m.localizations} localizations: the measures are rough"
+        if choice is not None and choice["by_count"]:
+            counts = [n["localizations"] for n in choice["near"]]
+            note += (f", the motion most (a static structure can read as moving); the movies the "
+                     f"choice follows have {min(counts)}–{max(counts)} localizations")
+        notes.append(note)
     if m.precision_nm is not None and not (5.0 <= m.precision_nm <= 45.0):
         notes.append(f"precision {m.precision_nm:.0f} nm is outside 10–40 nm, where the models "
                      f"were checked")
