@@ -168,15 +168,26 @@ def test_proposals_follow_density_motion_and_shape(slow):
         assert line in text
 
 
-def _library_file(tmp_path, movies, models=None, name="library.json"):
+def _library_file(tmp_path, movies, models=None, name="library.json", features=None):
+    """A library of ``movies``; ``features``: the (names, weights) it names (None: the four
+    features of libraries v1-v6)."""
     from dblink.modelmeta import resolve_model
     from dblink.suggest import file_sha256
 
     models = models or {"filaments": file_sha256(resolve_model("filaments")),
                         "mitochondria": file_sha256(resolve_model("mitochondria"))}
+    lib = {"models": models, "movies": movies, "neighbours": 5}
+    if features is not None:
+        lib.update(features=list(features[0]), feature_weights=list(features[1]))
     p = tmp_path / name  # a new name for each library: dblink.suggest caches them by path
-    p.write_text(json.dumps({"models": models, "movies": movies, "neighbours": 5}))
+    p.write_text(json.dumps(lib))
     return p
+
+
+#: the features and weights libraries v7-v9 name, and v10's (the localization count added)
+_FIVE = (["density_structure", "motion_frames", "filled_share", "filled_share_short",
+          "pair_frames"], [2, 0.5, 1, 2, 1.5])
+_SIX = (_FIVE[0] + ["localizations"], _FIVE[1] + [2])
 
 
 def _lib_movie(density, tau, filled, f1, short=0.0):
@@ -554,13 +565,10 @@ def test_a_library_names_its_features(tmp_path):
     m.pair_frames = 40.0
     four = _library_file(tmp_path, movies, name="four.json")
     assert from_library(m, path=four)["frames_per_step"] == 10  # nearest by motion_frames
-    lib = json.loads(four.read_text())
-    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
-                         "pair_frames"], feature_weights=[2, 0.5, 1, 2, 1.5])
-    five = tmp_path / "five.json"
-    five.write_text(json.dumps(lib))
+    five = _library_file(tmp_path, movies, name="five.json", features=_FIVE)
     c = from_library(m, path=five)
     assert c["frames_per_step"] == 5 and all(n["pair_frames"] == 40.0 for n in c["near"])
+    lib = json.loads(five.read_text())
     lib["features"][4] = "colour"
     bad = tmp_path / "bad-feature.json"
     bad.write_text(json.dumps(lib))
@@ -579,11 +587,7 @@ def test_the_localization_count_is_a_feature_up_to_the_clip(tmp_path):
                for _ in range(5)]
               + [dict(_lib_movie(0.5, 150.0, 0.02, more_f1), pair_frames=150.0, localizations=2500)
                  for _ in range(5)])
-    lib = json.loads(_library_file(tmp_path, movies, name="base.json").read_text())
-    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
-                         "pair_frames", "localizations"], feature_weights=[2, 0.5, 1, 2, 1.5, 2])
-    six = tmp_path / "six.json"
-    six.write_text(json.dumps(lib))
+    six = _library_file(tmp_path, movies, name="six.json", features=_SIX)
     m = _measured(0.5, 150.0)
     m.pair_frames = 150.0
     for n, S in ((450, 20), (1400, 10), (50_000, 10)):
@@ -607,14 +611,8 @@ def test_few_localizations_note_says_what_the_choice_follows(tmp_path, monkeypat
     f1 = {"filaments S=20 W=25": 0.9, "filaments S=10 W=25": 0.8}
     movies = [dict(_lib_movie(0.5, 150.0, 0.02, f1), pair_frames=150.0, localizations=n)
               for n in (380, 420, 450, 470, 510)]
-    lib = json.loads(_library_file(tmp_path, movies, name="base.json").read_text())
-    five = tmp_path / "five-features.json"
-    lib.update(features=["density_structure", "motion_frames", "filled_share", "filled_share_short",
-                         "pair_frames"], feature_weights=[2, 0.5, 1, 2, 1.5])
-    five.write_text(json.dumps(lib))
-    six = tmp_path / "six-features.json"
-    lib.update(features=lib["features"] + ["localizations"], feature_weights=[2, 0.5, 1, 2, 1.5, 2])
-    six.write_text(json.dumps(lib))
+    five = _library_file(tmp_path, movies, name="five-features.json", features=_FIVE)
+    six = _library_file(tmp_path, movies, name="six-features.json", features=_SIX)
     m = _measured(0.5, 150.0)
     m.pair_frames, m.localizations = 150.0, 430
     monkeypatch.setattr(sg, "measure", lambda locs, px=40.0: m)
