@@ -3,6 +3,7 @@ density, precision and speed, what is proposed, and --auto. The F1 of the propos
 sweep is measured by tools/suggest_sweep.py (README "Parameters from the data"), not here."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -418,9 +419,13 @@ def test_remeasure_adds_a_measure_to_old_sweep_files(tmp_path):
                         "32", "--frames", "100", str(sweep)], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("1 movies measured again in 1 sweep files; 1 had other stored")
+    assert r.stdout.startswith("1 movies measured again in 1 sweep files; 1 had measures added; "
+                               "1 had other stored measures (kept)")
     m = json.loads(sweep.read_text())["fil-d0.3-slow"]["measures"]
-    assert set(m) == set(old) | {"filled_share_short"} and m["frames"][1] <= 100
+    assert set(m) == set(old) | {"filled_share_short"}
+    # the stored measures are kept (earlier rounds were read from them); only the missing is new
+    assert {k: m[k] for k in old} == json.loads(json.dumps(old)) and m["frames"] == [1, 1000]
+    assert list(m) == [f.name for f in dataclasses.fields(Measures)]
 
 
 def test_shape_over_short_blocks_sees_through_motion():
@@ -451,6 +456,54 @@ def test_shape_over_short_blocks_reuses_the_density_blocks(monkeypatch):
     x0, y0 = np.floor(static.x.min() / 40) * 40, np.floor(static.y.min() / 40) * 40
     shape = (int((static.y.max() - y0) // 40) + 1, int((static.x.max() - x0) // 40) + 1)
     assert m.filled_share_short == sg.filled_share_over(static, m.block_frames, x0, y0, 40.0, shape)
+
+
+def test_shape_up_close_reads_lines_low_and_filled_shapes_high():
+    """linearity: the neighbours of a localization within 160 nm and 10 raw frames lie along a
+    line on filaments, fast ones included (what smears them within a block does not within 10
+    frames), and spread both ways on mitochondria; a sparse table is not measured (None), and the
+    library reads that as the middle of its range."""
+    from dblink.suggest import LINEAR_NONE, features, linearity
+
+    def lin(locs):
+        return linearity(locs, events(locs, 20.0))
+
+    fast, mito = movie(motion=FAST), movie("mitochondria", density=0.6, motion=FAST)
+    assert lin(movie(motion=SLOW)) < 0.08 and lin(fast) < 0.08  # seed 16: 0.042 and 0.061
+    assert lin(mito) > 0.25 and lin(movie("mitochondria", density=0.2)) > 0.12  # 0.294, 0.149
+    # one blinking event is not a shape: the same localizations as one event have no neighbours
+    assert linearity(fast, np.zeros(len(fast), dtype=np.int64)) is None
+    sparse = movie(density=0.05)  # 376 localizations in 1,000 frames
+    assert lin(sparse) is None and measure(sparse).linearity is None
+    assert measure(fast).linearity == pytest.approx(lin(fast))
+    m = _measured(2.0, 700.0)
+    assert m.linearity is None and features(m, ("linearity",)) == pytest.approx([5 * LINEAR_NONE])
+    m.linearity = 0.3
+    assert features(m, ("linearity",)) == pytest.approx([1.5])
+
+
+def test_shape_up_close_reads_a_bounded_number_of_localizations(monkeypatch):
+    """A long dense table: whole spans of raw frames spread over the movie, about LINEAR_LOCS
+    localizations, thinned again to about PAIR_PAIRS close pairs in a dense cluster."""
+    import scipy.spatial
+
+    import dblink.suggest as sg
+
+    rng = np.random.default_rng(5)
+    n = 300_000
+    line = _static_line(rng, n, 20_000)
+    sizes = []
+    tree = scipy.spatial.cKDTree
+    monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
+    assert sg.linearity(line, np.arange(n)) < 0.1  # 20 nm across, 160 nm along: about 0.07
+    assert sizes[0] == pytest.approx(sg.LINEAR_LOCS, rel=0.1) and len(sizes) == 1
+    sizes.clear()
+    n = 30_000  # a round blob 60 nm wide in 100 frames: about 4 x 10^8 close pairs
+    blob = Localizations(frame=np.sort(rng.integers(1, 101, n)), x=rng.normal(1000, 60, n),
+                         y=rng.normal(1000, 60, n), source="blob.csv")
+    assert sg.linearity(blob, np.arange(n)) > 0.4  # about 0.5 (off the centre, one-sided)
+    assert sizes[0] == sg.LINEAR_LOCS or sizes[0] == n
+    assert len(sizes) == 2 and sizes[1] < sizes[0] / 4  # 4e6 pairs of about 1e8: a fifth
 
 
 def test_too_few_localizations_is_one_line():
@@ -621,6 +674,35 @@ def test_few_localizations_note_says_what_the_choice_follows(tmp_path, monkeypat
         note = [n for n in suggest(None, device="cpu").notes if n.startswith("only 430")]
         assert len(note) == 1
         assert ("the movies the choice follows have 380–510 localizations" in note[0]) == said
+
+
+def test_library_tool_features_option(tmp_path):
+    """``--features NAME=W,...``: the library names those measures and weights (and its movies
+    carry the shape up close where it reads it); an unknown name is one line."""
+    sweep = tmp_path / "sweep.json"
+    m = _measured(2.0, 700.0).to_dict()
+    m["linearity"] = 0.0512345
+    sweep.write_text(json.dumps({"fil-d0.3-slow": {
+        "seed": 5, "measures": m, "grid": {"filaments S=10 W=25": {"f1": 0.9}}}}))
+    tool = [sys.executable, str(ROOT / "tools" / "suggest_sweep.py"), "--library"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    out = tmp_path / "lib.json"
+    r = subprocess.run([*tool, str(out), "--features", "density_structure=2,linearity=1.5", str(sweep)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lib = json.loads(out.read_text())
+    assert lib["features"] == ["density_structure", "linearity"] and lib["feature_weights"] == [2, 1.5]
+    assert lib["movies"][0]["linearity"] == 0.0512
+    assert "--features density_structure=2,linearity=1.5 " in lib["made_with"]
+    default = tmp_path / "default.json"
+    r = subprocess.run([*tool, str(default), str(sweep)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "linearity" not in json.loads(default.read_text())["movies"][0]
+    for bad in ("colour=2", "density_structure", "density_structure=x", "linearity=1,linearity=2"):
+        r = subprocess.run([*tool, str(tmp_path / "bad.json"), "--features", bad, str(sweep)],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert r.stderr.strip().startswith("--features") and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_a_damaged_library_is_one_line(tmp_path):

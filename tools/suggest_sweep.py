@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -159,12 +160,29 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _measured() -> tuple[str, ...]:
-    """The stored measures a library movie needs: the library's features and the count (a sweep
-    file measured before one was added: ``--remeasure``)."""
-    from dblink.suggest import FEATURE_MEASURES
+def _measured(features: tuple[str, ...]) -> tuple[str, ...]:
+    """The stored measures a library movie needs: the library's ``features`` and the count (a
+    sweep file measured before one was added: ``--remeasure``)."""
+    return tuple(dict.fromkeys(("localizations", *features)))
 
-    return tuple(dict.fromkeys(("localizations", *FEATURE_MEASURES)))
+
+def _features(text: str | None) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """``--features NAME=WEIGHT,...`` (default: dblink.suggest's ``FEATURE_MEASURES`` and
+    ``FEATURE_WEIGHTS``) as (names, weights)."""
+    from dblink.suggest import _FEATURE, FEATURE_MEASURES, FEATURE_WEIGHTS
+
+    if not text:
+        return tuple(FEATURE_MEASURES), tuple(FEATURE_WEIGHTS)
+    try:
+        pairs = [item.split("=") for item in text.split(",")]
+        names, weights = tuple(n.strip() for n, _ in pairs), tuple(float(w) for _, w in pairs)
+    except ValueError:
+        raise SystemExit(f"--features {text}: expected NAME=WEIGHT,NAME=WEIGHT,...") from None
+    unknown = [n for n in names if n not in _FEATURE]
+    if unknown or len(set(names)) != len(names):
+        raise SystemExit(f"--features: unknown or repeated {', '.join(unknown) or 'name'}; known: "
+                         f"{', '.join(_FEATURE)}")
+    return names, weights
 
 
 def _frames(v: float | None) -> float | None:
@@ -172,8 +190,11 @@ def _frames(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else round(v, 1)
 
 
-def _library_movies(files: list[Path], size: int, frames: int, both: bool = False) -> list[dict]:
+def _library_movies(files: list[Path], size: int, frames: int, both: bool = False,
+                    features: tuple[str, ...] | None = None) -> list[dict]:
     from dblink.suggest import measure, setting_key
+
+    features = _features(None)[0] if features is None else features
 
     movies = []
     for f in files:
@@ -181,7 +202,7 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
             if "seed" not in row:
                 raise SystemExit(f"{f}: {name} has no seed; run this script's grid on it again")
             m = row.get("measures")
-            if not m or any(k not in m for k in _measured()):
+            if not m or any(k not in m for k in _measured(features)):
                 m = measure(simulate(name, size, frames, row["seed"]).locs).to_dict()
             # the scenario's lean grid, or with ``both`` both models' whole grids where the movie
             # has them: settings --fill scored on some movies would give them a grid of their own
@@ -195,28 +216,35 @@ def _library_movies(files: list[Path], size: int, frames: int, both: bool = Fals
                            "filled_share": round(m["filled_share"], 4),
                            "filled_share_short": round(m["filled_share_short"], 4),
                            "pair_frames": _frames(m["pair_frames"]),
+                           # measures added since v10, stored only in libraries that read them
+                           **({"linearity": None if m["linearity"] is None else round(m["linearity"], 4)}
+                              if "linearity" in features else {}),
                            "f1": {k: round(v["f1"], 4) for k, v in row["grid"].items() if k in keep}})
     return movies
 
 
-def build_library(files: list[Path], out: Path, size: int, frames: int, both: bool = False) -> str:
+def build_library(files: list[Path], out: Path, size: int, frames: int, both: bool = False,
+                  features: str | None = None) -> str:
     """``--library``: the movies of sweep files (their measures and grid F1) as the library that
     :func:`dblink.suggest.suggest` reads its choice from, with the bundled models' SHA-256 (the
-    library is used only with those model files)."""
+    library is used only with those model files). ``features``: ``--features`` (default:
+    dblink.suggest's)."""
     from dblink.modelmeta import resolve_model
-    from dblink.suggest import FEATURE_MEASURES, FEATURE_WEIGHTS, NEIGHBOURS, file_sha256
+    from dblink.suggest import NEIGHBOURS, file_sha256
 
-    movies = _library_movies(files, size, frames, both)
+    names, weights = _features(features)
+    movies = _library_movies(files, size, frames, both, names)
     lib = {"about": "simulated movies (tools/suggest_sweep.py) with their measures and the F1 of "
                     "each setting; dblink suggest proposes what did best on the movies most like "
                     "the table (README: Parameters from the data)",
            "made_with": "tools/suggest_sweep.py --library OUT " + ("--both " if both else "")
+                        + (f"--features {features} " if features else "")
                         + " ".join(str(f) for f in files),
            "movie": {"size_px": size, "pixel_nm": 40.0, "frames": frames, "stride": STRIDE,
                      "truth_every_frames": FINE},
            "models": {mname: file_sha256(resolve_model(mname)) for mname in MODELS},
-           "neighbours": NEIGHBOURS, "features": list(FEATURE_MEASURES),
-           "feature_weights": list(FEATURE_WEIGHTS),
+           "neighbours": NEIGHBOURS, "features": list(names),
+           "feature_weights": list(weights),
            "movies": movies}
     out.write_text(json.dumps(lib, indent=None, separators=(",", ":")) + "\n")
     return f"{out}: {len(movies)} movies from {len(files)} sweep files"
@@ -243,28 +271,40 @@ def _proposals(row: dict, library: Path | None) -> tuple[str | None, str]:
 
 
 def remeasure(files: list[Path], size: int = 64, frames: int = 1000) -> str:
-    """``--remeasure``: measure each movie of the sweep files again (simulated again from its seed),
-    for a measure added since they were run; says how many movies' stored measures changed."""
+    """``--remeasure``: measure each movie of the sweep files again (simulated again from its seed)
+    and add the measures it lacks (one added since the file was run). The stored measures are kept
+    (earlier rounds were read from them); those the new measure gives otherwise (beyond 1e-6
+    relative: summing in another order moves ``motion_frames`` by about 1e-7) are counted."""
     from dblink.suggest import measure
 
-    n = changed = 0
+    n = changed = added = 0
     for f in files:
         res = json.loads(Path(f).read_text())
         for name, row in res.items():
             new = json.loads(json.dumps(measure(simulate(name, size, frames, row["seed"]).locs).to_dict()))
             old = row.get("measures") or {}
-            changed += any(old[k] != new.get(k) for k in old)
-            row["measures"] = new
+            changed += any(not _same(old[k], new.get(k)) for k in old)
+            added += any(k not in old for k in new)
+            row["measures"] = {**new, **old}
             n += 1
         Path(f).write_text(json.dumps(res, indent=1))
-    return f"{n} movies measured again in {len(files)} sweep files; {changed} had other stored measures"
+    return (f"{n} movies measured again in {len(files)} sweep files; {added} had measures added; "
+            f"{changed} had other stored measures (kept)")
+
+
+def _same(a, b) -> bool:
+    """Two stored measures alike to 1e-6 relative (numbers) or equal (anything else)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or math.isclose(a, b, rel_tol=1e-6)
+    return a == b
 
 
 def _each_with_library(files: list[Path], library: Path | None, cross: bool, size: int,
-                       frames: int, both: bool = False):
+                       frames: int, both: bool = False, features: str | None = None):
     """Each sweep file with the library its movies are proposed for from: ``library``, or with
     ``cross`` one built from the other files' movies (leave one seed out), all built before the
-    first file is yielded (so that ``--fill`` proposes from the files as they were given)."""
+    first file is yielded (so that ``--fill`` proposes from the files as they were given);
+    ``features``: theirs (``--features``)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,12 +312,13 @@ def _each_with_library(files: list[Path], library: Path | None, cross: bool, siz
         if cross:  # a file of its own for each library (dblink.suggest caches libraries by path)
             for i, f in enumerate(files):
                 libraries[i] = Path(tmp) / f"library-{i}.json"
-                build_library([o for o in files if o != f], libraries[i], size, frames, both)
+                build_library([o for o in files if o != f], libraries[i], size, frames, both,
+                              features)
         yield from zip(files, libraries)
 
 
 def fill(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
-         frames: int = 1000, both: bool = False) -> str:
+         frames: int = 1000, both: bool = False, features: str | None = None) -> str:
     """``--fill``: score on each movie of the sweep files the library's and the rules' settings
     (proposed from its stored measures; ``cross``: by a library of the other files' movies) that
     its grid lacks, so that ``--summary`` judges every movie (the movie is simulated again from
@@ -287,7 +328,7 @@ def fill(files: list[Path], library: Path | None, cross: bool = False, size: int
 
     models: dict = {}
     n = 0
-    for f, lib in _each_with_library(files, library, cross, size, frames, both):
+    for f, lib in _each_with_library(files, library, cross, size, frames, both, features):
         res = json.loads(Path(f).read_text())
         for name, row in res.items():
             missing = sorted({k for k in _proposals(row, lib) if k and k not in row["grid"]})
@@ -304,15 +345,15 @@ def fill(files: list[Path], library: Path | None, cross: bool = False, size: int
 
 
 def summary(files: list[Path], library: Path | None, cross: bool = False, size: int = 64,
-            frames: int = 1000, both: bool = False) -> str:
+            frames: int = 1000, both: bool = False, features: str | None = None) -> str:
     """``--summary``: over the movies of sweep files, how far from each movie's best grid setting
     the library's choice (re-proposed from the stored measures) and the density and motion rules
     land, per scenario and in all. ``cross``: each file's movies are proposed for by a library of
     the other files' movies (leave one seed out), not by ``library`` (``both``: libraries that keep
     both models' whole grids, ``--both``); ``size`` and ``frames`` re-simulate a movie whose
-    measures a sweep file lacks."""
+    measures a sweep file lacks; ``features``: the cross libraries' (``--features``)."""
     grids: dict[str, list] = {}  # per scenario: each movie's grid F1 and the two choices
-    for f, lib in _each_with_library(files, library, cross, size, frames, both):
+    for f, lib in _each_with_library(files, library, cross, size, frames, both, features):
         for name, row in json.loads(Path(f).read_text()).items():
             g = {k: v["f1"] for k, v in row["grid"].items()}
             grids.setdefault(name, []).append((g, *_proposals(row, lib)))
@@ -470,6 +511,9 @@ def main() -> int:
                    "judges every movie), and exit")
     p.add_argument("--remeasure", action="store_true", help="measure the movies of the sweep files "
                    "given again (a measure added since they were run), and exit")
+    p.add_argument("--features", metavar="NAME=W,...", help="with --library or --cross: the "
+                   "measures the library reads and their weights (default: dblink.suggest's "
+                   "FEATURE_MEASURES and FEATURE_WEIGHTS)")
     p.add_argument("--cross", action="store_true", help="with --summary or --fill: each file's "
                    "movies get a library of the other files' movies (leave one seed out)")
     p.add_argument("files", nargs="*", help="sweep files (with --library, --summary or --fill)")
@@ -477,7 +521,8 @@ def main() -> int:
     if a.library:
         if not a.files:
             p.error("--library OUT.json needs sweep files")
-        print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames, a.both))
+        print(build_library([Path(f) for f in a.files], Path(a.library), a.size, a.frames, a.both,
+                            a.features))
         return 0
     if a.remeasure:
         print(remeasure([Path(f) for f in a.files], a.size, a.frames))
@@ -486,11 +531,11 @@ def main() -> int:
         import torch
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         print(fill([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                   a.cross, a.size, a.frames, a.both))
+                   a.cross, a.size, a.frames, a.both, a.features))
         return 0
     if a.summary:
         print(summary([Path(f) for f in a.files], Path(a.use_library) if a.use_library else None,
-                      a.cross, a.size, a.frames, a.both))
+                      a.cross, a.size, a.frames, a.both, a.features))
         return 0
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))
