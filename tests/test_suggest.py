@@ -476,6 +476,8 @@ def test_shape_up_close_reads_lines_low_and_filled_shapes_high():
     sparse = movie(density=0.05)  # 376 localizations in 1,000 frames
     assert lin(sparse) is None and measure(sparse).linearity is None
     assert measure(fast).linearity == pytest.approx(lin(fast))
+    assert f"up close: {lin(fast):.2f} (spread across" in suggest(fast, device="cpu").report()
+    assert "up close: not measured (too few" in suggest(sparse, device="cpu").report()
     m = _measured(2.0, 700.0)
     assert m.linearity is None and features(m, ("linearity",)) == pytest.approx([5 * LINEAR_NONE])
     m.linearity = 0.3

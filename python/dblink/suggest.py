@@ -251,9 +251,8 @@ class Suggestion:
                      f"{100 * m.filled_share_short:.0f} % over blocks too short for motion to smear it")
         up_close = ("not measured (too few localizations with neighbours)" if m.linearity is None
                     else f"{m.linearity:.2f}")
-        lines.append(f"               up close (neighbours within {LINEAR_NM:.0f} nm and {LINEAR_FRAMES} "
-                     f"raw frames, across over along; lines near 0.05, filled shapes 0.15-0.3): "
-                     f"{up_close}")
+        lines.append(f"               up close: {up_close} (spread across over along of neighbours within "
+                     f"{LINEAR_NM:.0f} nm and {LINEAR_FRAMES} raw frames; lines about 0.05, filled 0.15–0.3)")
         lines.append("suggested:")
         for k, v in self.options.items():
             lines.append(f"  --{k.replace('_', '-'):<17} {v!s:<12} {self.reasons.get(k, '')}")
