@@ -1,8 +1,17 @@
 import json, glob, sys, dataclasses
-sys.path.insert(0, 'python')
+from pathlib import Path
+sys.path[:0] = ['tools', 'python']
 from dblink import suggest as S
+import suggest_sweep as SW
 import numpy as np
-libs={'v9':'docs/suggest/heldout13/library-v9.json','v10':'docs/suggest/heldout14/library-v10.json'}
+SW.SCENARIOS['fil-d0.05-fast']=('filaments',0.05,1500.0,60.0,150.0)
+libs={'v9':'docs/suggest/heldout13/library-v9.json','v10':'docs/suggest/heldout14/library-v10.json',
+      'v11':'docs/suggest/heldout17/library-v11.json'}
+# files run before a measure was added get it (simulated again from their seeds; stored measures kept)
+old=[Path(f) for f in sorted(glob.glob('docs/suggest/sparse-fast/sf*.json'))
+     if any(k.name not in json.load(open(f))['fil-d0.05-fast']['measures'] for k in dataclasses.fields(S.Measures))]
+if old:
+    print(SW.remeasure(old))
 rows=[]
 for f in sorted(glob.glob('docs/suggest/sparse-fast/sf*.json')):
     r=json.load(open(f)).get('fil-d0.05-fast')
