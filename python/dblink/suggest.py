@@ -89,8 +89,8 @@ Model, frames per step and window are read from a **library of simulated movies*
 measures and the F1 of every setting of its grid, reconstructed with the bundled models): of the
 :data:`NEIGHBOURS` library movies nearest to the table in (log density on the structure ×2, log
 ``motion_frames`` ×0.5, filled share, filled share over short blocks ×2, log ``pair_frames``
-×1.5, log of the localization count up to :data:`COUNT_CLIP` ×2: :data:`FEATURE_WEIGHTS`; names
-and weights stored in the library) that share one grid,
+×1.5, log of the localization count up to :data:`COUNT_CLIP` ×2, shape up close ×2:
+:data:`FEATURE_WEIGHTS`; names and weights stored in the library) that share one grid,
 the setting that lost the least F1 against each movie's own best (:func:`from_library`).
 A learned lookup, not a formula, because the measures are noisy in ways a threshold rule cannot
 undo (a sparse slow movie reads as moving; fast filaments smeared within a block look filled) and
@@ -100,7 +100,9 @@ localizations both can read a static structure as moving (library v8 over seeds 
 sparse slow filament movies lost over 0.1 F1 that way), and among library movies of as few
 localizations the proposal then weighs what such readings turned out to be (at that density the
 slow movies' long steps are also the best single setting for fast filaments: docs/suggest/
-sparse-fast). Above 2,000 it is one value and changes nothing between tables. It is used only with
+sparse-fast). Above 2,000 it is one value and changes nothing between tables. The shape up close
+(library v11) keeps tangled fast filaments, which look filled to both filled shares, from dense
+mitochondria's neighbours (docs/suggest/heldout-v11.md). It is used only with
 the model files it was measured with (their SHA-256 are in the library) and at its 40 nm grid; for
 other models the density and motion rules (:func:`_rules`) decide. Stride: from the device.
 Judged on held-out seeds against the rules (``tools/suggest_sweep.py --summary``; the README).
@@ -670,14 +672,14 @@ LIBRARY = Path(__file__).with_name("suggest_library.json")
 #: its ``neighbours``)
 NEIGHBOURS = 7
 #: weights of the features (log density on the structure, log motion_frames, 5 × filled share,
-#: 5 × filled share over short blocks, log pair_frames, log localizations) in the distance, each
-#: feature first scaled by its spread over the library (a library may say otherwise: its
-#: ``feature_weights``, chosen with it by leave-one-seed-out)
-FEATURE_WEIGHTS = (2.0, 0.5, 1.0, 2.0, 1.5, 2.0)
+#: 5 × filled share over short blocks, log pair_frames, log localizations, 5 × linearity) in the
+#: distance, each feature first scaled by its spread over the library (a library may say
+#: otherwise: its ``feature_weights``, chosen with it by leave-one-seed-out)
+FEATURE_WEIGHTS = (2.0, 0.5, 1.0, 2.0, 1.5, 2.0, 2.0)
 #: the :class:`Measures` fields the features are read from, in order (a library names its own:
-#: ``features``; libraries v1-v6 had the first four, v7-v9 the first five)
+#: ``features``; libraries v1-v6 had the first four, v7-v9 the first five, v10 the first six)
 FEATURE_MEASURES = ("density_structure", "motion_frames", "filled_share", "filled_share_short",
-                    "pair_frames", "localizations")
+                    "pair_frames", "localizations", "linearity")
 #: the localization count is a feature up to this many (one density block's worth,
 #: :data:`BLOCK_LOCS`): below it the motion measures are read from few blocks and pairs; above it
 #: all tables are alike (chosen with its weight by leave one seed out on the library's movies,
