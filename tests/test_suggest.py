@@ -714,7 +714,8 @@ def test_library_tool_features_option(tmp_path):
     r = subprocess.run([*tool, str(v10), "--features", ",".join(f"{n}=1" for n in _SIX[0]), str(sweep)],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "linearity" not in json.loads(v10.read_text())["movies"][0]
-    for bad in ("colour=2", "density_structure", "density_structure=x", "linearity=1,linearity=2"):
+    for bad in ("colour=2", "density_structure", "density_structure=x", "linearity=1,linearity=2",
+                "linearity=-1", "linearity=nan"):
         r = subprocess.run([*tool, str(tmp_path / "bad.json"), "--features", bad, str(sweep)],
                            capture_output=True, text=True, env=env)
         assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -178,6 +178,8 @@ def _features(text: str | None) -> tuple[tuple[str, ...], tuple[float, ...]]:
         names, weights = tuple(n.strip() for n, _ in pairs), tuple(float(w) for _, w in pairs)
     except ValueError:
         raise SystemExit(f"--features {text}: expected NAME=WEIGHT,NAME=WEIGHT,...") from None
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise SystemExit(f"--features {text}: weights are numbers of 0 or more")
     unknown = [n for n in names if n not in _FEATURE]
     if unknown or len(set(names)) != len(names):
         raise SystemExit(f"--features: unknown or repeated {', '.join(unknown) or 'name'}; known: "
