@@ -83,19 +83,26 @@ def test_pairs_of_localizations_tell_fast_from_very_fast(seed):
         assert measure(movie(motion=still, seed=seed)).pair_frames == np.inf
 
 
-def test_pair_motion_reads_a_bounded_number_of_localizations(monkeypatch):
-    """A long dense table: spans of 1,600 frames spread over the movie, thinned to PAIR_LOCS and
-    then to about PAIR_PAIRS pairs within 200 nm; a static line or blob reads as static."""
+@pytest.fixture
+def tree_sizes(monkeypatch):
+    """The number of points of each KD-tree built (scipy.spatial.cKDTree), in order."""
     import scipy.spatial
 
+    sizes = []
+    tree = scipy.spatial.cKDTree
+    monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
+    return sizes
+
+
+def test_pair_motion_reads_a_bounded_number_of_localizations(tree_sizes):
+    """A long dense table: spans of 1,600 frames spread over the movie, thinned to PAIR_LOCS and
+    then to about PAIR_PAIRS pairs within 200 nm; a static line or blob reads as static."""
     import dblink.suggest as sg
 
     rng = np.random.default_rng(4)
     n = 300_000
     loc = _static_line(rng, n, 20_000)
-    sizes = []
-    tree = scipy.spatial.cKDTree
-    monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
+    sizes = tree_sizes
     assert sg.pair_frames(loc, np.arange(n)) == np.inf
     # PAIR_LOCS of them; then, as the line is dense (about 3 x 10^7 pairs within 200 nm), fewer
     assert sizes[0] == pytest.approx(sg.PAIR_LOCS, rel=0.05) and sizes[1] < sizes[0] / 2
@@ -491,19 +498,15 @@ def test_shape_up_close_reads_lines_low_and_filled_shapes_high():
     assert features(m, ("linearity",)) == pytest.approx([1.5])
 
 
-def test_shape_up_close_reads_a_bounded_number_of_localizations(monkeypatch):
+def test_shape_up_close_reads_a_bounded_number_of_localizations(tree_sizes):
     """A long dense table: whole spans of raw frames spread over the movie, about LINEAR_LOCS
     localizations, thinned again to about PAIR_PAIRS close pairs in a dense cluster."""
-    import scipy.spatial
-
     import dblink.suggest as sg
 
     rng = np.random.default_rng(5)
     n = 300_000
     line = _static_line(rng, n, 20_000)
-    sizes = []
-    tree = scipy.spatial.cKDTree
-    monkeypatch.setattr(scipy.spatial, "cKDTree", lambda pts: sizes.append(len(pts)) or tree(pts))
+    sizes = tree_sizes
     assert sg.linearity(line, np.arange(n)) < 0.1  # 20 nm across, 160 nm along: about 0.07
     assert sizes[0] == pytest.approx(sg.LINEAR_LOCS, rel=0.1) and len(sizes) == 1
     sizes.clear()

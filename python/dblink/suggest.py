@@ -458,6 +458,30 @@ def motion_frames(locs: Localizations, precision: float | None, x0: float, y0: f
     return _block_decay(num / den if den > 0 else 0.0, L)
 
 
+def _spread_spans(rel: np.ndarray, span: int, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole spans of ``span`` raw frames spread over the movie (``rel``: each localization's
+    frame from the first), as many as hold about ``most`` localizations (all when the table
+    holds fewer): the indices of their localizations and the spans' numbers."""
+    n_spans = int(rel.max()) // span + 1
+    m = min(n_spans, max(1, math.ceil(most * n_spans / rel.size)))
+    spans = np.unique(np.linspace(0, n_spans - 1, m).round().astype(np.int64))
+    return np.flatnonzero(np.isin(rel // span, spans)), spans
+
+
+def _thinned_tree(pts: np.ndarray, radius: float, seed: int):
+    """A KD-tree of the points ``pts``, thinned at random (generator ``seed``) to about
+    :data:`PAIR_PAIRS` pairs within ``radius`` when a dense cluster holds more (pairs fall with
+    the square of the share kept): the rows kept and their tree."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+    close = (tree.count_neighbors(tree, radius) - len(pts)) / 2
+    if close <= PAIR_PAIRS:
+        return np.arange(len(pts)), tree
+    keep = np.flatnonzero(np.random.default_rng(seed).random(len(pts)) < math.sqrt(PAIR_PAIRS / close))
+    return keep, cKDTree(pts[keep])
+
+
 def pair_frames(locs: Localizations, ev: np.ndarray) -> float | None:
     """Raw frames within which the structure changes, from pairs of localizations (the module
     docstring: pair motion): at each lag of raw frames, pairs of localizations of different
@@ -465,26 +489,18 @@ def pair_frames(locs: Localizations, ev: np.ndarray) -> float | None:
     spread at random over the field would give; the lag at which that excess falls below
     :data:`PAIR_FRACTION` of its peak (log-interpolated between lag bins). inf when it does not
     within :data:`PAIR_LAGS`; None when the peak has no excess (too few localizations)."""
-    from scipy.spatial import cKDTree
-
     edges = np.asarray(PAIR_LAGS)
     r1, r2 = PAIR_NM
     f0, _ = locs.frame_range
     rel = locs.frame - f0
     span = 2 * int(edges[-1])
-    n_spans = int(rel.max()) // span + 1
     # whole spans spread over the movie, as many as hold about PAIR_LOCS localizations; thinned
-    # at random to PAIR_LOCS (the excess ratio keeps its mean)
-    m = min(n_spans, max(1, math.ceil(PAIR_LOCS * n_spans / len(locs))))
-    spans = np.unique(np.linspace(0, n_spans - 1, m).round().astype(np.int64))
-    idx = np.flatnonzero(np.isin(rel // span, spans))
+    # at random to PAIR_LOCS (the excess ratio keeps its mean), then in a dense cluster again
+    idx, spans = _spread_spans(rel, span, PAIR_LOCS)
     if idx.size > PAIR_LOCS:
         idx = idx[np.random.default_rng(0).random(idx.size) < PAIR_LOCS / idx.size]
-    tree = cKDTree(np.column_stack([locs.x[idx], locs.y[idx]]))
-    close = (tree.count_neighbors(tree, r2) - idx.size) / 2
-    if close > PAIR_PAIRS:  # a dense cluster: thinned again (pairs fall with the square)
-        idx = idx[np.random.default_rng(1).random(idx.size) < math.sqrt(PAIR_PAIRS / close)]
-        tree = cKDTree(np.column_stack([locs.x[idx], locs.y[idx]]))
+    keep, tree = _thinned_tree(np.column_stack([locs.x[idx], locs.y[idx]]), r2, seed=1)
+    idx = idx[keep]
     x, y, fr, e, sp = locs.x[idx], locs.y[idx], rel[idx], ev[idx], rel[idx] // span
     i, j = tree.query_pairs(r2, output_type="ndarray").T
     keep = (np.hypot(x[i] - x[j], y[i] - y[j]) >= r1) & (e[i] != e[j]) & (sp[i] == sp[j])
@@ -519,26 +535,14 @@ def linearity(locs: Localizations, ev: np.ndarray) -> float | None:
     the median, over localizations with at least :data:`LINEAR_NEIGHBOURS`, of the scatter's
     smaller over its larger principal second moment: near 0 on a line, 1 in a round cloud. None
     when fewer than :data:`LINEAR_MIN_LOCS` localizations have enough neighbours."""
-    from scipy.spatial import cKDTree
-
     R, T = LINEAR_NM, float(LINEAR_FRAMES)
     rel = locs.frame - locs.frame_range[0]
-    idx = np.arange(len(locs))
-    if idx.size > LINEAR_LOCS:  # whole spans of raw frames spread over the movie
-        span = 20 * LINEAR_FRAMES
-        n_spans = int(rel.max()) // span + 1
-        m = max(1, math.ceil(LINEAR_LOCS * n_spans / idx.size))
-        spans = np.unique(np.linspace(0, n_spans - 1, min(m, n_spans)).round().astype(np.int64))
-        idx = idx[np.isin(rel // span, spans)]
+    idx, _ = _spread_spans(rel, 20 * LINEAR_FRAMES, LINEAR_LOCS)  # all of a short table
     # frames scaled so that LINEAR_FRAMES is as far as LINEAR_NM: a ball of radius √2·R holds
     # every neighbour
     pts = np.column_stack([locs.x[idx], locs.y[idx], rel[idx] * (R / T)])
-    tree = cKDTree(pts)
-    close = (tree.count_neighbors(tree, math.sqrt(2) * R) - idx.size) / 2
-    if close > PAIR_PAIRS:  # a dense cluster: thinned at random (pairs fall with the square)
-        keep = np.random.default_rng(2).random(idx.size) < math.sqrt(PAIR_PAIRS / close)
-        idx, pts = idx[keep], pts[keep]
-        tree = cKDTree(pts)
+    keep, tree = _thinned_tree(pts, math.sqrt(2) * R, seed=2)
+    idx, pts = idx[keep], pts[keep]
     i, j = tree.query_pairs(math.sqrt(2) * R, output_type="ndarray").T
     dx, dy = pts[j, 0] - pts[i, 0], pts[j, 1] - pts[i, 1]
     e = ev[idx]
